@@ -1,0 +1,1 @@
+"""Data: the manifest contract, readers for real formats, transforms, packed shards."""

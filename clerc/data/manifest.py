@@ -1,0 +1,135 @@
+"""The manifest contract: three Parquet tables describing a cohort.
+
+A manifest is a directory holding ``samples.parquet``, ``labels.parquet`` and
+``patients.parquet`` (and, for synthetic cohorts, ``ground_truth.parquet``, never an
+input to training). Sample paths are relative to that directory (absolute paths are
+allowed). See ``docs/CONTRACTS.md`` for the full schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: column -> pandas dtype, per table. Times are naive ``datetime64[ns]``.
+SCHEMA: dict[str, dict[str, str]] = {
+    "samples": {
+        "patient_id": "string",
+        "study_id": "string",
+        "sample_id": "string",
+        "modality": "string",
+        "acquired_at": "datetime64[ns]",
+        "path": "string",  # file path (relative to the manifest dir) or <NA> for inline text
+        "text": "string",  # inline report text, or <NA>
+        "split": "string",  # train | val | test, one per patient
+    },
+    "labels": {
+        "patient_id": "string",
+        "study_id": "string",  # may be <NA>
+        "task": "string",  # lvef, pacemaker, rbbb, lbbb, lad_occlusion, ... (see tasks.toml)
+        "value": "float64",  # binary tasks 0/1, continuous in natural units (LVEF in %)
+        "measured_at": "datetime64[ns]",
+        "source_modality": "string",  # diagnostic modality the label was read from
+    },
+    "patients": {
+        "patient_id": "string",
+        "sex": "string",  # "F" | "M" | <NA>
+        "anchor_age": "float64",  # age in years at anchor_time
+        "anchor_time": "datetime64[ns]",
+        "race": "string",  # free text category, <NA> when unknown
+    },
+}
+
+TABLES: tuple[str, ...] = tuple(SCHEMA)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A loaded cohort: the three tables and the directory paths are relative to."""
+
+    root: Path
+    samples: pd.DataFrame
+    labels: pd.DataFrame
+    patients: pd.DataFrame
+
+    def table(self, name: str) -> pd.DataFrame:
+        return {"samples": self.samples, "labels": self.labels, "patients": self.patients}[name]
+
+    def resolve(self, path: str) -> Path:
+        """Absolute path of a sample file."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    def patient_split(self) -> pd.Series:
+        """patient_id -> split, from the samples table."""
+        s = self.samples.drop_duplicates("patient_id").set_index("patient_id")["split"]
+        return s
+
+    def age_at(self, patient_ids: pd.Series, times: pd.Series) -> pd.Series:
+        """Age in years of each patient at each time (anchor_age + elapsed years)."""
+        p = self.patients.set_index("patient_id")
+        anchor_age = p["anchor_age"].reindex(patient_ids.to_numpy()).to_numpy()
+        anchor_time = p["anchor_time"].reindex(patient_ids.to_numpy()).to_numpy()
+        years = (times.to_numpy() - anchor_time) / pd.Timedelta(days=365.25)
+        return pd.Series(anchor_age + years, index=patient_ids.index, name="age")
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty table with the schema's columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SCHEMA[name].items()})
+
+
+def coerce(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` with exactly the schema's columns, cast to the schema's dtypes.
+
+    Missing optional columns are added as all-<NA>; extra columns are kept after the
+    schema's. Raises ``ValueError`` naming the table and column when a cast fails.
+    """
+    out = df.copy()
+    for col, dtype in SCHEMA[name].items():
+        if col not in out.columns:
+            out[col] = pd.Series(pd.NA, index=out.index, dtype="string" if dtype == "string" else None)
+        try:
+            if dtype.startswith("datetime"):
+                out[col] = pd.to_datetime(out[col])
+            else:
+                out[col] = out[col].astype(dtype)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name}.{col}: cannot cast to {dtype}: {exc}") from exc
+    cols = list(SCHEMA[name]) + [c for c in out.columns if c not in SCHEMA[name]]
+    return out[cols].reset_index(drop=True)
+
+
+def write_manifest(root: str | Path, samples: pd.DataFrame, labels: pd.DataFrame,
+                   patients: pd.DataFrame) -> Path:
+    """Write the three tables as Parquet into ``root`` (created if needed)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, df in (("samples", samples), ("labels", labels), ("patients", patients)):
+        coerce(name, df).to_parquet(root / f"{name}.parquet", index=False)
+    return root
+
+
+def read_manifest(root: str | Path) -> Manifest:
+    """Load a manifest directory; a missing table names the file that is missing."""
+    root = Path(root)
+    tables = {}
+    for name in TABLES:
+        f = root / f"{name}.parquet"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: manifest table {name!r} not found")
+        tables[name] = coerce(name, pd.read_parquet(f))
+    return Manifest(root=root, **tables)
+
+
+def manifest_hash(root: str | Path) -> str:
+    """SHA-256 over the three table files (not the media they point to)."""
+    h = hashlib.sha256()
+    for name in TABLES:
+        h.update((Path(root) / f"{name}.parquet").read_bytes())
+    return h.hexdigest()
