@@ -93,10 +93,10 @@ def coerce(name: str, df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col, dtype in SCHEMA[name].items():
         if col not in out.columns:
-            out[col] = pd.Series(pd.NA, index=out.index, dtype="string" if dtype == "string" else None)
+            out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
         try:
             if dtype.startswith("datetime"):
-                out[col] = pd.to_datetime(out[col])
+                out[col] = pd.to_datetime(out[col], format="ISO8601")
             else:
                 out[col] = out[col].astype(dtype)
         except (ValueError, TypeError) as exc:

@@ -1,0 +1,214 @@
+"""The paper's preprocessing and augmentation as pure functions on numpy arrays.
+
+Uint8 stays uint8 (normalisation happens on the model's device); random transforms take an
+explicit ``np.random.Generator``. Sizes are arguments so a tiny config can use e.g. 8 frames
+at 64 px; the defaults are the paper's (16 frames every other frame at 112 px, 2500-sample
+ECG crops, 224 px crops of 256 px CXRs).
+
+:func:`to_native` turns a reader's output into the modality's native shape (echo: sector
+crop to 112; angio: scaled to 112; CXR: shorter side to 256 then centre crop); ``clerc
+prepare`` stores that, and loaders without a packed store apply it after the reader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+VIDEO_SIZE = 112
+IMAGE_BASE = 256
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of uint8 (T, H, W) frames to (T, height, width)."""
+    if frames.shape[1:] == (height, width):
+        return frames
+    from PIL import Image
+
+    out = np.empty((frames.shape[0], height, width), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        im = Image.fromarray(np.ascontiguousarray(frame))
+        out[i] = np.asarray(im.resize((width, height), Image.Resampling.BILINEAR))
+    return out
+
+
+def _clip_indices(n_frames: int, start: int, frames_out: int, stride: int) -> np.ndarray:
+    """Frame indices of a clip; past the end the video loops."""
+    return (start + stride * np.arange(frames_out)) % n_frames
+
+
+def _span(frames_out: int, stride: int) -> int:
+    return (frames_out - 1) * stride + 1
+
+
+def video_clip(frames: np.ndarray, *, frames_out: int = 16, stride: int = 2,
+               size: int = VIDEO_SIZE, train: bool, rng: np.random.Generator | None = None,
+               start: int | None = None, pad: int = 12) -> np.ndarray:
+    """One clip ``uint8 (frames_out, size, size)`` of ``frames`` (T, H, W).
+
+    Frames ``start, start + stride, ...`` (looping when the video is short). ``start``
+    defaults to a random one when training and to the centred clip otherwise. Frames are
+    scaled to ``size`` if they are not; training then pads ``pad`` px per side with black
+    and crops back to ``size`` at a random offset.
+    """
+    _check_video(frames)
+    if train and rng is None:
+        raise ValueError("video_clip(train=True) needs an rng (np.random.Generator)")
+    n = frames.shape[0]
+    latest = max(n - _span(frames_out, stride), 0)
+    if start is None:
+        start = int(rng.integers(0, latest + 1)) if train else latest // 2
+    clip = resize_frames(frames[_clip_indices(n, start, frames_out, stride)], size, size)
+    if train and pad > 0:
+        clip = _pad_random_crop(clip, pad, size, rng)
+    return np.ascontiguousarray(clip)
+
+
+def _pad_random_crop(clip: np.ndarray, pad: int, size: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Pad ``pad`` px of black per side, then crop ``size`` px back at a random offset."""
+    i, j = (int(v) for v in rng.integers(0, 2 * pad + 1, size=2))
+    out = np.zeros((clip.shape[0], size, size), dtype=clip.dtype)
+    # rows/cols of the padded image [i, i+size) mapped back into the unpadded clip
+    r0, r1 = max(i - pad, 0), min(i - pad + size, size)
+    c0, c1 = max(j - pad, 0), min(j - pad + size, size)
+    out[:, r0 - (i - pad):r1 - (i - pad), c0 - (j - pad):c1 - (j - pad)] = clip[:, r0:r1, c0:c1]
+    return out
+
+
+def clip_starts(n_frames: int, *, frames_out: int = 16, stride: int = 2,
+                max_clips: int | None = None) -> np.ndarray:
+    """Evenly spaced clip starts from 0 to the last full clip, covering every frame span."""
+    span = _span(frames_out, stride)
+    if n_frames <= span:
+        return np.zeros(1, dtype=np.int64)
+    k = math.ceil((n_frames - span) / (frames_out * stride)) + 1
+    if max_clips is not None:
+        k = max(1, min(k, max_clips))
+    return np.unique(np.rint(np.linspace(0, n_frames - span, k)).astype(np.int64))
+
+
+def video_clips_covering(frames: np.ndarray, *, frames_out: int = 16, stride: int = 2,
+                         size: int = VIDEO_SIZE, max_clips: int | None = None) -> np.ndarray:
+    """Evaluation clips ``uint8 (K, frames_out, size, size)`` covering the whole video.
+
+    Consecutive clips start at most ``frames_out * stride`` frames apart, the first at frame
+    0 and the last ending on the last frame (see :func:`clip_starts`).
+    """
+    _check_video(frames)
+    starts = clip_starts(frames.shape[0], frames_out=frames_out, stride=stride,
+                         max_clips=max_clips)
+    return np.stack([video_clip(frames, frames_out=frames_out, stride=stride, size=size,
+                                train=False, start=int(s)) for s in starts])
+
+
+def _check_video(frames: np.ndarray) -> None:
+    if frames.ndim != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
+        raise ValueError(f"expected uint8 frames (T, H, W), got {frames.dtype} {frames.shape}")
+
+
+def sector_box(frames: np.ndarray, threshold: int = 10) -> tuple[int, int, int, int] | None:
+    """Bounding box (top, bottom, left, right) of pixels brighter than ``threshold`` in any
+    frame, or None when every pixel is dark."""
+    mask = frames.max(axis=0) > threshold
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def crop_sector_square(frames: np.ndarray, *, size: int = VIDEO_SIZE,
+                       threshold: int = 10) -> np.ndarray:
+    """Crop to a tight square around the non-black scanning sector, then scale to ``size``.
+
+    The square's side is the larger side of the sector's bounding box, centred on it; where
+    it reaches past the frame, black is padded. A video that is dark everywhere is scaled
+    whole.
+    """
+    _check_video(frames)
+    box = sector_box(frames, threshold)
+    if box is None:
+        return resize_frames(frames, size, size)
+    top, bottom, left, right = box
+    side = max(bottom - top, right - left)
+    r0 = (top + bottom - side) // 2
+    c0 = (left + right - side) // 2
+    square = np.zeros((frames.shape[0], side, side), dtype=np.uint8)
+    h, w = frames.shape[1:]
+    sr0, sr1 = max(r0, 0), min(r0 + side, h)
+    sc0, sc1 = max(c0, 0), min(c0 + side, w)
+    square[:, sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = frames[:, sr0:sr1, sc0:sc1]
+    return resize_frames(square, size, size)
+
+
+def ecg_crop(sig: np.ndarray, *, length: int = 2500, train: bool,
+             rng: np.random.Generator | None = None) -> np.ndarray:
+    """A ``float32 (12, length)`` window: random when training, the centre otherwise.
+
+    A signal shorter than ``length`` is zero-padded at the end.
+    """
+    if sig.ndim != 2:
+        raise ValueError(f"expected an ECG (leads, L), got shape {sig.shape}")
+    if train and rng is None:
+        raise ValueError("ecg_crop(train=True) needs an rng (np.random.Generator)")
+    n = sig.shape[1]
+    if n < length:
+        out = np.zeros((sig.shape[0], length), dtype=np.float32)
+        out[:, :n] = sig
+        return out
+    start = int(rng.integers(0, n - length + 1)) if train else (n - length) // 2
+    return np.ascontiguousarray(sig[:, start:start + length], dtype=np.float32)
+
+
+def image_to_base(img: np.ndarray, base: int = IMAGE_BASE) -> np.ndarray:
+    """Scale the shorter side to ``base`` and centre-crop to ``uint8 (base, base)``."""
+    if img.ndim != 2 or img.dtype != np.uint8 or 0 in img.shape:
+        raise ValueError(f"expected a uint8 image (H, W), got {img.dtype} {img.shape}")
+    h, w = img.shape
+    if (h, w) == (base, base):
+        return img
+    scale = base / min(h, w)
+    nh, nw = max(base, round(h * scale)), max(base, round(w * scale))
+    resized = resize_frames(img[None], nh, nw)[0]
+    r, c = (nh - base) // 2, (nw - base) // 2
+    return np.ascontiguousarray(resized[r:r + base, c:c + base])
+
+
+def image_crop(img: np.ndarray, *, size: int = 224, train: bool,
+               rng: np.random.Generator | None = None, base: int = IMAGE_BASE) -> np.ndarray:
+    """A ``uint8 (size, size)`` crop of the image scaled to ``base``: random when training,
+    the centre otherwise."""
+    if size > base:
+        raise ValueError(f"crop size {size} is larger than the base size {base}")
+    if train and rng is None:
+        raise ValueError("image_crop(train=True) needs an rng (np.random.Generator)")
+    img = image_to_base(img, base)
+    if train:
+        i, j = (int(v) for v in rng.integers(0, base - size + 1, size=2))
+    else:
+        i = j = (base - size) // 2
+    return np.ascontiguousarray(img[i:i + size, j:j + size])
+
+
+def to_native(modality: str, array: np.ndarray, *, video_size: int = VIDEO_SIZE,
+              image_base: int = IMAGE_BASE) -> np.ndarray:
+    """A reader's array in the modality's native shape (what packed shards hold).
+
+    echo_video: :func:`crop_sector_square` unless already ``video_size`` square;
+    angio_video: scaled to ``video_size`` square; cxr_image: :func:`image_to_base`;
+    ecg_waveform: unchanged (readers already give (12, 5000)).
+    """
+    if modality == "echo_video":
+        if array.shape[1:] == (video_size, video_size):
+            return array
+        return crop_sector_square(array, size=video_size)
+    if modality == "angio_video":
+        _check_video(array)
+        return resize_frames(array, video_size, video_size)
+    if modality == "cxr_image":
+        return image_to_base(array, image_base)
+    if modality == "ecg_waveform":
+        return array
+    raise ValueError(f"to_native: {modality!r} is not a diagnostic modality; expected "
+                     "echo_video, ecg_waveform, angio_video or cxr_image")

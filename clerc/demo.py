@@ -1,0 +1,107 @@
+"""``clerc demo``: the main job on the embedded default.
+
+synthetic cohort -> validate -> prepare -> train CLERC (tiny) -> supervised baselines
+(tiny) -> benchmark -> reports. Each stage is the same ``clerc`` command a user would run,
+so the demo exercises exactly the documented interface; stage wall times go to
+``RUN/timings.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path("data/synthetic-default")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help=f"cohort directory; a synthetic one is written if missing "
+                             f"(default {DEFAULT_DATA})")
+    parser.add_argument("--patients", type=int, default=300,
+                        help="patients in the synthetic cohort (default 300)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of cohort and training")
+    parser.add_argument("--angio-fraction", type=float, default=0.4,
+                        help="oversample angiography so its table cells have patients "
+                             "(default 0.4; the paper's cohort has 0.045)")
+    parser.add_argument("--run", type=Path, default=Path("runs/demo"),
+                        help="where checkpoints, results and timings go (default runs/demo)")
+    parser.add_argument("--reports", type=Path, default=Path("reports"),
+                        help="where the HTML reports go (default reports/)")
+    parser.add_argument("--config", default="tiny", help="training config (default tiny)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--max-steps-per-epoch", type=int, default=None,
+                        help="cap training steps per epoch (for quick checks)")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="bootstrap resamples per metric (default 1000)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the supervised baselines")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if any)")
+
+
+def stage_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The demo's stages as (name, clerc argv) pairs, in order."""
+    data, run_dir = str(args.data), args.run
+    train_extra = _opt("--epochs", args.epochs) + _opt(
+        "--max-steps-per-epoch", args.max_steps_per_epoch) + _opt("--device", args.device)
+    stages: list[tuple[str, list[str]]] = []
+    if not (args.data / "samples.parquet").is_file():
+        stages.append(("synth", ["synth", "--out", data, "--patients", str(args.patients),
+                                 "--seed", str(args.seed),
+                                 "--angio-fraction", str(args.angio_fraction)]))
+    stages += [
+        ("validate", ["validate", data]),
+        ("prepare", ["prepare", data]),
+        ("train", ["train", "--data", data, "--config", args.config,
+                   "--out", str(run_dir / "clerc"), *train_extra]),
+    ]
+    bench = ["benchmark", "--checkpoint", str(run_dir / "clerc" / "ckpt.pt"), "--data", data,
+             "--out", str(run_dir / "benchmark"), "--bootstrap", str(args.bootstrap),
+             "--seed", str(args.seed), "--no-report", *_opt("--device", args.device)]
+    if not args.no_baselines:
+        stages.append(("baselines", ["baselines", "train", "--data", data, "--config",
+                                     args.config, "--out", str(run_dir / "baselines"),
+                                     *train_extra]))
+        bench += ["--supervised", str(run_dir / "baselines" / "predictions.parquet")]
+    stages.append(("benchmark", bench))
+    stages.append(("report", ["report", "--results", str(run_dir / "benchmark" / "results.json"),
+                              "--out", str(args.reports)]))
+    return stages
+
+
+def _opt(flag: str, value: object) -> list[str]:
+    return [] if value is None else [flag, str(value)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from clerc.cli import main
+
+    console = Console()
+    args.run.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    for name, argv in stage_commands(args):
+        console.rule(f"[bold]{name}[/bold]: clerc {' '.join(argv)}")
+        t0 = time.perf_counter()
+        code = main(argv)
+        timings[name] = round(time.perf_counter() - t0, 2)
+        if code != 0:
+            console.print(f"[red]stage {name} failed with exit code {code}[/red]")
+            _write_timings(args.run, timings, start, failed=name)
+            return code
+    _write_timings(args.run, timings, start, failed=None)
+    console.rule("[bold green]done")
+    for name, secs in timings.items():
+        console.print(f"{name:>10}: {secs:8.1f} s")
+    console.print(f"reports: {args.reports.resolve() / 'index.html'}")
+    return 0
+
+
+def _write_timings(run_dir: Path, timings: dict[str, float], start: float,
+                   failed: str | None) -> None:
+    doc = {"stages": timings, "total": round(time.perf_counter() - start, 2), "failed": failed}
+    (run_dir / "timings.json").write_text(json.dumps(doc, indent=2))

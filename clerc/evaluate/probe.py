@@ -1,0 +1,188 @@
+"""Linear probes with the regularisation chosen on a validation set.
+
+Features are standardised with the training mean and standard deviation only.
+- regression: ridge over a log grid of alphas, all solved from one X^T X and one
+  eigendecomposition (`ridge_path`); alpha picked by validation R^2.
+- binary: L2 logistic regression (lbfgs) over a log grid of C, warm-started from the
+  previous C; picked by validation AUROC. `Probe.alpha` holds 1 / C for these.
+Ties in the validation score go to the stronger regularisation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from clerc.evaluate.metrics import auroc, r2
+
+__all__ = ["Probe", "default_alphas", "fit_probe", "ridge_path"]
+
+_ROW_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fitted linear probe on standardised features, with its validation path."""
+
+    kind: Literal["binary", "regression"]
+    alpha: float
+    coef: np.ndarray
+    intercept: float
+    val_score: float
+    path_alphas: np.ndarray
+    path_scores: np.ndarray
+    path_converged: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of the positive class (binary) or predicted values (regression)."""
+        x = _matrix("X", X)
+        if x.shape[1] != self.coef.size:
+            raise ValueError(f"probe expects {self.coef.size} features, got {x.shape[1]}")
+        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        if self.kind == "binary":
+            return 0.5 * (1.0 + np.tanh(0.5 * z))
+        return z
+
+
+def _matrix(name: str, X: np.ndarray) -> np.ndarray:
+    x = np.asarray(X, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D array (N, D), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def _target(name: str, y: np.ndarray, n: int) -> np.ndarray:
+    t = np.asarray(y, dtype=np.float64).ravel()
+    if t.size != n:
+        raise ValueError(f"{name} has {t.size} values but the features have {n} rows")
+    if not np.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return t
+
+
+def default_alphas(kind: Literal["binary", "regression"], n_train: int) -> np.ndarray:
+    """The default grid, strongest regularisation first.
+
+    regression: 33 ridge alphas n_train * 10^[2 .. -6]; binary: 13 alphas = 1/C with
+    C = 10^[-4 .. 2].
+    """
+    if kind == "regression":
+        return n_train * np.logspace(2, -6, 33)
+    return 1.0 / np.logspace(-4, 2, 13)
+
+
+def ridge_path(X: np.ndarray, y: np.ndarray,
+               alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge coefficients (n_alphas, D) and intercepts (n_alphas,) for every alpha.
+
+    Minimises ||y - X w - b||^2 + alpha ||w||^2 (intercept unpenalised, as sklearn
+    `Ridge(alpha)`): one pass over X in row chunks for the centred X^T X and X^T y, one
+    `eigh`, then all alphas at once.
+    """
+    a = np.asarray(alphas, dtype=np.float64).ravel()
+    if a.size == 0 or not (np.isfinite(a).all() and (a >= 0).all()):
+        raise ValueError("alphas must be a non-empty array of finite values >= 0")
+    n, d = np.shape(X)
+    yv = _target("y", y, n)
+    x_mean = np.zeros(d)
+    for start in range(0, n, _ROW_CHUNK):
+        x_mean += np.asarray(X[start:start + _ROW_CHUNK], dtype=np.float64).sum(axis=0)
+    x_mean /= n
+    y_mean = yv.mean()
+    gram = np.zeros((d, d))
+    xty = np.zeros(d)
+    for start in range(0, n, _ROW_CHUNK):
+        xc = np.asarray(X[start:start + _ROW_CHUNK], dtype=np.float64) - x_mean
+        gram += xc.T @ xc
+        xty += xc.T @ (yv[start:start + _ROW_CHUNK] - y_mean)
+    eigval, eigvec = np.linalg.eigh(gram)
+    eigval = np.clip(eigval, 0.0, None)
+    denom = eigval[None, :] + a[:, None]
+    if (denom <= 0).any():
+        raise ValueError("alpha = 0 with a singular X^T X has no unique ridge solution")
+    coefs = ((eigvec.T @ xty)[None, :] / denom) @ eigvec.T
+    return coefs, y_mean - coefs @ x_mean
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    return mean, np.where(scale > 0, scale, 1.0)
+
+
+def _pick(scores: np.ndarray) -> int:
+    """Index of the best score; ties go to the earliest (strongest regularisation)."""
+    return int(np.flatnonzero(scores == scores.max())[0])
+
+
+def _fit_regression(xs: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
+                    alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    coefs, intercepts = ridge_path(xs, y, alphas)
+    preds = xv @ coefs.T + intercepts
+    scores = np.array([r2(yv, preds[:, i]) for i in range(alphas.size)])
+    return coefs, intercepts, scores, np.ones(alphas.size, dtype=bool)
+
+
+def _fit_binary(xs: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
+                alphas: np.ndarray, class_weight: str | None, max_iter: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(warm_start=True, max_iter=max_iter, class_weight=class_weight)
+    coefs, intercepts, scores, converged = [], [], [], []
+    for alpha in alphas:
+        model.set_params(C=1.0 / alpha)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(xs, y)
+        coefs.append(model.coef_[0].copy())
+        intercepts.append(float(model.intercept_[0]))
+        converged.append(bool(model.n_iter_.max() < max_iter))
+        scores.append(auroc(yv, xv @ coefs[-1]))
+    return np.array(coefs), np.array(intercepts), np.array(scores), np.array(converged)
+
+
+def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_train: np.ndarray,
+              X_val: np.ndarray, y_val: np.ndarray, *, alphas: np.ndarray | None = None,
+              class_weight: Literal["balanced"] | None = None,
+              max_iter: int = 1000) -> Probe:
+    """Fit a probe on train, choose the regularisation on validation, return it.
+
+    alphas: ridge alpha (regression) or 1 / C (binary); default `default_alphas`.
+    class_weight: "balanced" reweights classes for the logistic probe.
+    """
+    if kind not in ("binary", "regression"):
+        raise ValueError(f"probe kind must be 'binary' or 'regression', got {kind!r}")
+    if class_weight not in (None, "balanced"):
+        raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
+    if class_weight is not None and kind == "regression":
+        raise ValueError("class_weight applies to binary probes only")
+    xt, xv = _matrix("X_train", X_train), _matrix("X_val", X_val)
+    if xt.shape[1] != xv.shape[1]:
+        raise ValueError(f"X_train has {xt.shape[1]} features but X_val has {xv.shape[1]}")
+    yt, yv = _target("y_train", y_train, len(xt)), _target("y_val", y_val, len(xv))
+    grid = default_alphas(kind, len(xt)) if alphas is None else np.asarray(alphas, float).ravel()
+    if grid.size == 0 or not (np.isfinite(grid).all() and (grid > 0).all()):
+        raise ValueError("alphas must be a non-empty array of finite values > 0")
+    grid = np.sort(grid)[::-1]
+    mean, scale = _standardise(xt)
+    xs, xvs = (xt - mean) / scale, (xv - mean) / scale
+    if kind == "binary":
+        for name, t in (("y_train", yt), ("y_val", yv)):
+            if not np.isin(t, (0.0, 1.0)).all() or np.unique(t).size < 2:
+                raise ValueError(f"{name} of a binary probe must hold both classes 0 and 1")
+        coefs, intercepts, scores, conv = _fit_binary(xs, yt, xvs, yv, grid, class_weight,
+                                                      max_iter)
+    else:
+        coefs, intercepts, scores, conv = _fit_regression(xs, yt, xvs, yv, grid)
+    best = _pick(scores)
+    return Probe(kind, float(grid[best]), coefs[best], float(intercepts[best]),
+                 float(scores[best]), grid, scores, conv, mean, scale)

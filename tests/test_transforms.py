@@ -1,0 +1,142 @@
+"""Transforms: shapes, dtypes, frame indices and crop ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clerc.data.transforms import (
+    clip_starts,
+    crop_sector_square,
+    ecg_crop,
+    image_crop,
+    image_to_base,
+    sector_box,
+    to_native,
+    video_clip,
+    video_clips_covering,
+)
+
+
+def numbered_video(n: int, size: int = 112) -> np.ndarray:
+    """Frame t is filled with the value t (so a clip's frame indices can be read back)."""
+    return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None], (n, size, size)).copy()
+
+
+def test_eval_clip_is_centred_every_other_frame():
+    clip = video_clip(numbered_video(60), train=False)
+    assert clip.shape == (16, 112, 112) and clip.dtype == np.uint8
+    start = (60 - 31) // 2
+    np.testing.assert_array_equal(clip[:, 0, 0], start + 2 * np.arange(16))
+
+
+def test_explicit_start_and_short_video_loops():
+    clip = video_clip(numbered_video(10), train=False, start=0)
+    np.testing.assert_array_equal(clip[:, 50, 50], (2 * np.arange(16)) % 10)
+
+
+def test_train_clip_random_start_and_pad_crop_range():
+    rng = np.random.default_rng(0)
+    frames = np.full((40, 112, 112), 200, np.uint8)
+    starts, shifts = set(), set()
+    for _ in range(200):
+        clip = video_clip(frames, train=True, rng=rng)
+        assert clip.shape == (16, 112, 112) and clip.dtype == np.uint8
+        black_rows = np.flatnonzero(clip[0, :, 56] == 0)
+        black_cols = np.flatnonzero(clip[0, 56, :] == 0)
+        assert len(black_rows) <= 12 and len(black_cols) <= 12  # at most the 12 px pad
+        shifts.add((len(black_rows), len(black_cols)))
+    numbered = numbered_video(40)
+    for _ in range(100):
+        starts.add(int(video_clip(numbered, train=True, rng=rng, pad=0)[0, 0, 0]))
+    assert starts <= set(range(0, 40 - 31 + 1)) and len(starts) > 5
+    assert (0, 0) in shifts and max(r for r, _ in shifts) == 12
+
+
+def test_train_pad_crop_shifts_content():
+    frames = np.zeros((16, 112, 112), np.uint8)
+    frames[:, 50, 60] = 255
+    clip = video_clip(frames, train=True, rng=np.random.default_rng(3), stride=1)
+    r, c = np.argwhere(clip[0] == 255)[0]
+    assert abs(r - 50) <= 12 and abs(c - 60) <= 12
+    assert (clip == 255).sum() == 16
+
+
+def test_clip_resizes_to_config_size_and_frames():
+    clip = video_clip(numbered_video(30, size=112), frames_out=8, size=64, train=False)
+    assert clip.shape == (8, 64, 64)
+
+
+def test_train_needs_rng():
+    with pytest.raises(ValueError, match="needs an rng"):
+        video_clip(numbered_video(20), train=True)
+
+
+def test_clips_covering_whole_video():
+    starts = clip_starts(100)
+    assert starts[0] == 0 and starts[-1] == 100 - 31
+    assert np.all(np.diff(starts) <= 32)
+    clips = video_clips_covering(numbered_video(100))
+    assert clips.shape == (len(starts), 16, 112, 112) and clips.dtype == np.uint8
+    np.testing.assert_array_equal(clips[:, 0, 0, 0], starts)
+    assert video_clips_covering(numbered_video(20)).shape[0] == 1
+    assert clip_starts(1000, max_clips=3).tolist() == [0, 484, 969]
+
+
+def test_crop_sector_square():
+    frames = np.zeros((4, 300, 400), np.uint8)
+    frames[:, 50:250, 120:280] = 90  # a 200 x 160 sector
+    out = crop_sector_square(frames)
+    assert out.shape == (4, 112, 112) and out.dtype == np.uint8
+    assert sector_box(frames) == (50, 250, 120, 280)
+    # square side = 200 rows -> columns 160/200 of the square are bright, centred
+    bright_cols = np.flatnonzero(out[0, 56] > 45)
+    assert 85 <= len(bright_cols) <= 95
+    assert abs((bright_cols[0] + bright_cols[-1]) / 2 - 55.5) <= 1.5
+    assert np.all(out[0, :, 56] > 45)
+
+
+def test_crop_sector_at_frame_edge_and_dark_video():
+    frames = np.zeros((2, 100, 100), np.uint8)
+    frames[:, 0:20, 0:80] = 100  # wide sector touching the top edge: padded with black
+    out = crop_sector_square(frames, size=40)
+    assert out.shape == (2, 40, 40)
+    assert np.all(out[0, :5] == 0) and out[0, 20, 20] == 100
+    assert crop_sector_square(np.zeros((2, 50, 70), np.uint8)).shape == (2, 112, 112)
+
+
+def test_ecg_crop():
+    sig = np.arange(5000, dtype=np.float32)[None].repeat(12, 0)
+    centre = ecg_crop(sig, train=False)
+    assert centre.shape == (12, 2500) and centre.dtype == np.float32 and centre[0, 0] == 1250
+    rng = np.random.default_rng(0)
+    firsts = {int(ecg_crop(sig, train=True, rng=rng)[0, 0]) for _ in range(50)}
+    assert min(firsts) >= 0 and max(firsts) <= 2500 and len(firsts) > 40
+    short = ecg_crop(sig[:, :100], length=200, train=False)
+    assert short.shape == (12, 200) and np.all(short[:, 100:] == 0)
+
+
+def test_image_crop():
+    img = np.arange(256 * 256, dtype=np.int64).reshape(256, 256).astype(np.uint8)
+    centre = image_crop(img, train=False)
+    assert centre.shape == (224, 224) and centre.dtype == np.uint8
+    np.testing.assert_array_equal(centre, img[16:240, 16:240])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        crop = image_crop(img, train=True, rng=rng)
+        found = [(i, j) for i in range(33) for j in range(33)
+                 if np.array_equal(img[i:i + 224, j:j + 224], crop)]
+        assert found
+    big = np.full((600, 400), 7, np.uint8)
+    assert image_to_base(big).shape == (256, 256)
+    assert image_crop(big, size=64, train=False, base=96).shape == (64, 64)
+
+
+def test_to_native():
+    assert to_native("echo_video", numbered_video(3)).shape == (3, 112, 112)
+    wide = np.full((3, 200, 300), 50, np.uint8)
+    assert to_native("echo_video", wide).shape == (3, 112, 112)
+    assert to_native("angio_video", wide).shape == (3, 112, 112)
+    assert to_native("cxr_image", wide[0]).shape == (256, 256)
+    with pytest.raises(ValueError, match="not a diagnostic modality"):
+        to_native("echo_text", wide)
