@@ -1,0 +1,243 @@
+"""``clerc benchmark``: score a checkpoint (or saved embeddings) on every task.
+
+Stages: cohort (the synthetic default is written when ``--data`` is not given), embed
+(cached, see ``clerc.evaluate.embed``), each task of the registry, write ``results.json``
+and ``predictions.parquet``, render the HTML report. Wall time is printed per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA = Path("data/synthetic-default")
+DEFAULT_OUT = Path("runs/benchmark")
+#: The default synthetic cohort: 300 patients, seed 0, angiography oversampled (the
+#: paper's 4.5% would leave one or two angio patients in the test split).
+DEFAULT_COHORT: dict[str, Any] = {"patients": 300, "seed": 0, "angio_fraction": 0.4}
+
+
+def _task_name(name: str) -> str:
+    """argparse type: a registered task name (unknown names list close matches)."""
+    from clerc.evaluate.registry import load_tasks
+    from clerc.registry import UnknownNameError
+
+    try:
+        load_tasks().get(name)
+    except UnknownNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clerc.evaluate.registry import task_names
+
+    names = task_names()
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint (.pt); not needed with --embeddings")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"manifest directory (default: the synthetic cohort at {DEFAULT_DATA},"
+                             " written if missing)")
+    parser.add_argument("--tasks", nargs="+", type=_task_name, default=None, metavar="TASK",
+                        help=f"tasks to run, from: {', '.join(names)} (default: all; "
+                             "supervised only with --supervised)")
+    parser.add_argument("--tasks-file", type=Path, default=None,
+                        help="TOML with extra task definitions and prompts")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="patient bootstrap resamples per metric (0 = no intervals)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--max-gap-days", type=float, default=365.0,
+                        help="largest time between a sample and a label matched to it")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    parser.add_argument("--embeddings", type=Path, default=None,
+                        help="score this saved embeddings file (.npz) instead of embedding")
+    parser.add_argument("--supervised", type=Path, default=None,
+                        help="supervised baselines' predictions (parquet: sample_id, task, score)")
+    parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if any)")
+    parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes decoding samples while embedding (0 = main process)")
+    parser.add_argument("--no-report", action="store_true", help="do not render the HTML report")
+
+
+class Stages:
+    """Times named stages and prints each one's wall time."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - t0, 3)
+        self.console.print(f"[dim]stage[/dim] {name}: {self.times[name]:.1f} s")
+
+
+def ensure_default_cohort(path: Path = DEFAULT_DATA) -> Path:
+    """The default synthetic cohort at ``path``, written through ``clerc.synthetic`` if missing."""
+    if (path / "samples.parquet").is_file():
+        return path
+    from clerc.synthetic.config import SynthConfig
+    from clerc.synthetic.writer import synthesize
+
+    cfg = SynthConfig(angio_fraction=DEFAULT_COHORT["angio_fraction"])
+    return Path(synthesize(path, DEFAULT_COHORT["patients"], DEFAULT_COHORT["seed"], cfg))
+
+
+def render_report(results_path: Path, out_dir: Path) -> list[Path] | None:
+    """Render the HTML report when ``clerc.report.html`` provides ``render``; else None."""
+    try:
+        from clerc.report.html import render
+    except ImportError:
+        return None
+    return list(render(results_path, out_dir))
+
+
+def _embeddings(args: argparse.Namespace, data: Path, prompts: list[str], console: Any) -> Any:
+    from clerc.data.manifest import manifest_hash
+    from clerc.evaluate.embed import default_device, embed_cached
+    from clerc.evaluate.embeddings import Embeddings
+
+    if args.embeddings is not None:
+        emb = Embeddings.load(args.embeddings)
+        missing = [p for p in prompts if p not in emb.prompt_texts]
+        if missing:
+            raise ValueError(f"{args.embeddings}: {len(missing)} prompts were not embedded "
+                             f"(first {missing[0]!r}); re-run `clerc embed` with this "
+                             "--tasks-file")
+        made_from = emb.header.get("manifest_hash")
+        if made_from and made_from != manifest_hash(data):
+            console.print(f"[yellow]warning:[/yellow] {args.embeddings} was made from another "
+                          f"version of the manifest in {data}; labels are matched by sample "
+                          "and study ids", highlight=False)
+        return emb
+    if args.checkpoint is None:
+        raise ValueError("give --checkpoint (or --embeddings FILE)")
+    emb, _ = embed_cached(args.checkpoint, data, prompts,
+                          device=args.device or default_device(), batch_size=args.batch_size,
+                          workers=args.workers)
+    return emb
+
+
+def _selected(args: argparse.Namespace) -> list[str]:
+    from clerc.evaluate.registry import task_names
+
+    if args.tasks:
+        return list(dict.fromkeys(args.tasks))
+    return [n for n in task_names() if n != "supervised" or args.supervised is not None]
+
+
+def _provenance(args: argparse.Namespace, emb: Any, data: Path, tasks: list[str],
+                stages: dict[str, float]) -> dict[str, Any]:
+    from clerc.data.manifest import manifest_hash
+    from clerc.evaluate.results import provenance
+
+    h = emb.header
+    return provenance(
+        checkpoint_hash=h.get("checkpoint_hash"), manifest_hash=manifest_hash(data),
+        seed=args.seed, checkpoint=str(args.checkpoint or h.get("checkpoint")),
+        embeddings=str(args.embeddings) if args.embeddings else h.get("cache_key"),
+        embeddings_manifest_hash=h.get("manifest_hash"), model_config=h.get("config"),
+        data=str(data), tasks=tasks, bootstrap=args.bootstrap, max_gap_days=args.max_gap_days,
+        tasks_file=str(args.tasks_file) if args.tasks_file else None,
+        supervised=str(args.supervised) if args.supervised else None, stage_seconds=stages)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        return _run(args, console)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        console.print(f"[red]clerc benchmark:[/red] {exc}", highlight=False)
+        return 2
+
+
+def _run(args: argparse.Namespace, console: Any) -> int:
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from clerc.data.manifest import read_manifest
+    from clerc.evaluate.cohort import cohort
+    from clerc.evaluate.registry import Context, all_prompts, load_definitions, load_tasks
+    from clerc.evaluate.results import write_predictions, write_results
+
+    stage = Stages(console)
+    tasks = _selected(args)
+    with stage("cohort"):
+        data = args.data if args.data is not None else ensure_default_cohort()
+        manifest = read_manifest(data)
+        defs = load_definitions(args.tasks_file)
+    with stage("embed"):
+        emb = _embeddings(args, data, all_prompts(defs), console)
+    if emb is None or int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 scores
+        return 0
+    supervised = pd.read_parquet(args.supervised) if args.supervised else None
+    ctx = Context(emb, manifest, defs, n_resamples=args.bootstrap,
+                  max_gap=timedelta(days=args.max_gap_days), seed=args.seed,
+                  supervised=supervised)
+    records = []
+    registry = load_tasks()
+    for name in tasks:
+        with stage(f"task {name}"):
+            records += registry.get(name).run(ctx)
+    with stage("write"):
+        out = Path(args.out)
+        results = write_results(out / "results.json", records,
+                                _provenance(args, emb, data, tasks, stage.times), cohort(manifest))
+        write_predictions(out / "predictions.parquet", ctx.predictions)
+    console.print(f"wrote {results} ({len(records)} records) and {out / 'predictions.parquet'}")
+    if not args.no_report:
+        with stage("report"):
+            pages = render_report(results, out)
+        console.print(f"report: {len(pages)} pages in {out}" if pages is not None
+                      else "report: clerc.report.html not available; skipped")
+    print_summary(records, console)
+    return 0
+
+
+def _fmt(r: Any) -> str:
+    if r is None:
+        return ""
+    if r.value is None:
+        return "n/a"
+    ci = f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.ci_low is not None else ""
+    return f"{r.value:.3f}{ci}"
+
+
+def print_summary(records: list[Any], console: Any) -> None:
+    """A short rich summary: Table 3 headline, Table 4 rows, undefined cell counts."""
+    import numpy as np
+    from rich.table import Table
+
+    med = [r.value for r in records if r.table == "table3" and r.metric == "median_percentile"
+           and r.value is not None]
+    if med:
+        console.print(f"Table 3: median percentile over {len(med)} modality pairs: "
+                      f"median {np.median(med):.1f}, best {min(med):.1f}, worst {max(med):.1f}")
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in records:
+        if r.table == "table4" and r.setting != "difference" and not r.metric.endswith("_p_holm"):
+            cells.setdefault((r.modality or "", r.task, r.metric), {})[r.setting] = r
+    if cells:
+        settings = [s for s in ("zero_shot", "linear_probe", "supervised")
+                    if any(s in row for row in cells.values())]
+        table = Table(title="Table 4 (95% CI)")
+        for col in ("modality", "task", "metric", *settings):
+            table.add_column(col, no_wrap=True)
+        for (modality, task, metric), row in cells.items():
+            table.add_row(modality, task, metric, *(_fmt(row.get(s)) for s in settings))
+        console.print(table, width=max(console.width, 110))
+    undefined = [r for r in records if r.value is None]
+    t5 = [r for r in records if r.table == "table5"]
+    console.print(f"Table 5: {len(t5)} records; {len(undefined)} of {len(records)} records "
+                  "undefined (see their notes)")

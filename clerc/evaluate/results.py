@@ -1,0 +1,191 @@
+"""Results: flat ``Record``s plus provenance, written as ``results.json``.
+
+Every record has the same keys (see ``docs/CONTRACTS.md``). A metric that cannot be
+computed is a record with ``value = None`` and a ``note`` saying why, never NaN.
+Per-cell predictions for plots go to ``predictions.parquet`` (no patient ids): ``cell`` is
+the record key fields ``table|task|setting|query|gallery|modality|label_modality`` (None
+as empty), one row per test study (binary, regression: the study label and the averaged
+score) or per query (retrieval: ``y_true = 1``, ``y_score`` = percentile of the match).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TABLES: tuple[str, ...] = ("table3", "table4", "table5")
+SETTINGS: tuple[str, ...] = (
+    "retrieval", "zero_shot", "linear_probe", "supervised", "difference",
+)
+#: Columns of ``predictions.parquet``.
+PREDICTION_COLUMNS: tuple[str, ...] = ("cell", "kind", "y_true", "y_score")
+PREDICTION_KINDS: tuple[str, ...] = ("binary", "regression", "retrieval")
+_PACKAGES: tuple[str, ...] = (
+    "clerc-harness", "torch", "numpy", "pandas", "scikit-learn", "scipy", "pyarrow",
+)
+
+
+def _finite_or_none(name: str, x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"Record.{name} must be finite or None, got {x}")
+    return x
+
+
+@dataclass(frozen=True)
+class Record:
+    """One cell of one table: a metric with its patient-bootstrap interval."""
+
+    table: str
+    task: str
+    setting: str
+    query_modality: str | None
+    gallery_modality: str | None
+    modality: str | None
+    label_modality: str | None
+    metric: str
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    n_undefined: int
+    note: str | None
+
+    def __post_init__(self) -> None:
+        if self.table not in TABLES:
+            raise ValueError(f"Record.table must be one of {TABLES}, got {self.table!r}")
+        if self.setting not in SETTINGS:
+            raise ValueError(f"Record.setting must be one of {SETTINGS}, got {self.setting!r}")
+        for name in ("value", "ci_low", "ci_high"):
+            object.__setattr__(self, name, _finite_or_none(name, getattr(self, name)))
+        object.__setattr__(self, "n", int(self.n))
+        object.__setattr__(self, "n_undefined", int(self.n_undefined))
+        if self.value is None and not self.note:
+            raise ValueError(
+                f"Record {self.key()}: an undefined value needs a note saying why"
+            )
+
+    def key(self) -> tuple[str | None, ...]:
+        """Identity of the cell (what the gate compares on)."""
+        return (self.table, self.task, self.setting, self.query_modality,
+                self.gallery_modality, self.modality, self.label_modality, self.metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ValueError(f"record {d!r} lacks keys {missing}")
+        return cls(**{n: d[n] for n in names})
+
+
+def undefined(base: dict[str, Any], metric: str, note: str, n: int = 0) -> Record:
+    """A record whose metric could not be computed, with the reason."""
+    return Record(**base, metric=metric, value=None, ci_low=None, ci_high=None,
+                  n=n, n_undefined=0, note=note)
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def code_revision() -> str | None:
+    """The git commit of the working tree (``+dirty`` when modified), or None."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("+dirty" if dirty.strip() else "")
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def provenance(*, checkpoint_hash: str | None, manifest_hash: str | None, seed: int,
+               command: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """Where results came from: code, inputs, seed, versions, time and command line."""
+    return {
+        "code_revision": code_revision(),
+        "checkpoint_hash": checkpoint_hash,
+        "manifest_hash": manifest_hash,
+        "seed": int(seed),
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": list(sys.argv if command is None else command),
+        **extra,
+    }
+
+
+def write_results(path: str | Path, records: list[Record], provenance: dict[str, Any],
+                  cohort: dict[str, Any]) -> Path:
+    """Write ``results.json``; keys are sorted by record order, values JSON-native."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"provenance": provenance, "cohort": cohort,
+           "records": [r.to_dict() for r in records]}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
+    tmp.replace(path)
+    return path
+
+
+def read_results(path: str | Path) -> tuple[list[Record], dict[str, Any], dict[str, Any]]:
+    """Read ``results.json`` -> (records, provenance, cohort)."""
+    doc = json.loads(Path(path).read_text())
+    for key in ("provenance", "cohort", "records"):
+        if key not in doc:
+            raise ValueError(f"{path}: results lack the {key!r} block")
+    return [Record.from_dict(d) for d in doc["records"]], doc["provenance"], doc["cohort"]
+
+
+def predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-cell prediction frames into the ``predictions.parquet`` shape."""
+    if not parts:
+        return pd.DataFrame({"cell": pd.Series(dtype="string"), "kind": pd.Series(dtype="string"),
+                             "y_true": pd.Series(dtype="float64"),
+                             "y_score": pd.Series(dtype="float64")})
+    df = pd.concat([p[list(PREDICTION_COLUMNS)] for p in parts], ignore_index=True)
+    bad = sorted(set(df["kind"]) - set(PREDICTION_KINDS))
+    if bad:
+        raise ValueError(f"prediction kinds {bad} not in {PREDICTION_KINDS}")
+    return df.astype({"cell": "string", "kind": "string", "y_true": "float64",
+                      "y_score": "float64"})
+
+
+def write_predictions(path: str | Path, parts: list[pd.DataFrame]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    predictions_frame(parts).to_parquet(path, index=False)
+    return path

@@ -1,0 +1,200 @@
+"""Helpers every task shares: study tables, label matching, bootstrap -> records.
+
+Aggregation follows the paper: predictions are averaged over the samples of a study, and
+the study's label is the label of the same study when one exists, else the patient's
+label closest in time within ``Context.max_gap``. Metrics are bootstrapped over patients.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clerc.evaluate import bootstrap, metrics
+from clerc.evaluate.matching import match_nearest
+from clerc.evaluate.registry import Context, TaskDef
+from clerc.evaluate.results import Record, undefined
+
+#: Metrics reported per kind of predictive task.
+KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc",), "regression": ("r2", "mae")}
+METRIC_FNS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "auroc": metrics.auroc, "r2": metrics.r2, "mae": metrics.mae,
+}
+#: Fewest test patients for which a metric is reported.
+MIN_PATIENTS = 2
+KEY_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
+                               "gallery_modality", "modality", "label_modality")
+
+
+def base(table: str, task: str, setting: str, *, query: str | None = None,
+         gallery: str | None = None, modality: str | None = None,
+         label_modality: str | None = None) -> dict[str, Any]:
+    """The key fields of a record (everything but the metric and its numbers)."""
+    return {"table": table, "task": task, "setting": setting, "query_modality": query,
+            "gallery_modality": gallery, "modality": modality, "label_modality": label_modality}
+
+
+def cell_key(b: dict[str, Any]) -> str:
+    """``predictions.parquet`` cell: the key fields joined by ``|`` (None -> empty)."""
+    return "|".join(b[f] or "" for f in KEY_FIELDS)
+
+
+def cell_seed(ctx: Context, b: dict[str, Any], metric: str = "") -> int:
+    """A seed per cell, so a cell's interval does not depend on which tasks ran before.
+
+    The table is left out: Table 5's diagonal repeats Table 4's probes, interval included.
+    """
+    key = "|".join(b[f] or "" for f in KEY_FIELDS[1:]) + "|" + metric
+    return (ctx.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**32)
+
+
+def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: np.ndarray,
+                     y_true: np.ndarray | None, y_score: np.ndarray,
+                     note: str | None = None, name: str | None = None) -> Record:
+    """One record: ``metric`` (a bootstrap metric name) on all rows plus its patient-level
+    interval. ``name`` is the record's metric name when it differs (median_percentile)."""
+    name = name or metric
+    n = int(pd.unique(np.asarray(patient_ids, dtype=object)).size)
+    if n < MIN_PATIENTS:
+        return undefined(b, name, _join(f"{n} test patient(s); need {MIN_PATIENTS}", note), n)
+    try:
+        value = _point(metric, y_true, y_score)
+    except ValueError as exc:
+        return undefined(b, name, _join(str(exc), note), n)
+    if ctx.n_resamples < 1:
+        return Record(**b, metric=name, value=value, ci_low=None, ci_high=None, n=n,
+                      n_undefined=0, note=_join("no interval: bootstrap disabled", note))
+    try:
+        res = bootstrap.patient_bootstrap(metric, patient_ids, y_true, y_score,
+                                          n_resamples=ctx.n_resamples,
+                                          seed=cell_seed(ctx, b, name))
+    except ValueError as exc:
+        return Record(**b, metric=name, value=value, ci_low=None, ci_high=None, n=n,
+                      n_undefined=ctx.n_resamples, note=_join(f"no interval: {exc}", note))
+    return Record(**b, metric=name, value=res.value, ci_low=res.ci_low, ci_high=res.ci_high,
+                  n=res.n, n_undefined=res.n_undefined, note=note)
+
+
+def _point(metric: str, y_true: np.ndarray | None, y_score: np.ndarray) -> float:
+    """The metric on all rows (raises ValueError when undefined)."""
+    if metric in METRIC_FNS:
+        return METRIC_FNS[metric](y_true, y_score)
+    s = np.asarray(y_score, dtype=float)
+    if s.size == 0:
+        raise ValueError(f"{metric} of zero rows is undefined")
+    if metric == "median":
+        return float(np.median(s))
+    if metric == "mean":
+        return float(np.mean(s))
+    if metric.startswith("recall@"):
+        return metrics.recall_at_k(s, int(metric.split("@")[1]))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
+@dataclass(frozen=True)
+class StudyPredictions:
+    """Study-level predictions of one cell: patient_id, study_id, y_true, y_score."""
+
+    frame: pd.DataFrame
+    kind: str
+    note: str | None = None
+
+
+def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) -> list[Record]:
+    """Records (one per metric of the kind) for study-level predictions; saves them for plots."""
+    f = sp.frame
+    y_true, y_score = f["y_true"].to_numpy(float), f["y_score"].to_numpy(float)
+    ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score)
+    pid = f["patient_id"].to_numpy(dtype=object)
+    return [bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
+            for m in KIND_METRICS[sp.kind]]
+
+
+def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0) -> list[Record]:
+    """One undefined record per metric of the kind."""
+    return [undefined(b, m, note, n) for m in KIND_METRICS[kind]]
+
+
+def studies(samples: pd.DataFrame, modality: str, split: str) -> pd.DataFrame:
+    """Sample rows of one modality and split with their study's time (first sample).
+
+    Returns the rows (index = position in ``samples``) with columns patient_id, study_id
+    (a sample without a study is its own study) and ``study_time``.
+    """
+    s = samples[(samples["modality"] == modality) & (samples["split"] == split)].copy()
+    s = s[s["patient_id"].notna()]
+    s["study_id"] = s["study_id"].fillna("sample:" + s["sample_id"].astype(str))
+    s["study_time"] = s.groupby("study_id")["acquired_at"].transform("min")
+    return s
+
+
+def study_labels(ctx: Context, rows: pd.DataFrame, d: TaskDef) -> tuple[pd.Series, int]:
+    """Label per study of ``rows`` (index study_id) and how many studies got none."""
+    st = rows.drop_duplicates("study_id")[["patient_id", "study_id", "study_time"]]
+    if d.label == "age":
+        y = ctx.manifest.age_at(st["patient_id"].astype("string"), st["study_time"])
+        y = pd.Series(y.to_numpy(float), index=st["study_id"].to_numpy())
+    elif d.label == "sex":
+        sex = ctx.manifest.patients.set_index("patient_id")["sex"]
+        v = sex.reindex(st["patient_id"].to_numpy())
+        y = pd.Series(np.where(v == "F", 1.0, np.where(v == "M", 0.0, np.nan)),
+                      index=st["study_id"].to_numpy())
+    else:
+        y = _match_labels(ctx, st, d)
+    y = y[np.isfinite(y.to_numpy(float))]
+    return y, len(st) - len(y)
+
+
+def _match_labels(ctx: Context, st: pd.DataFrame, d: TaskDef) -> pd.Series:
+    lab = ctx.manifest.labels
+    lab = lab[(lab["task"] == d.label) & (lab["source_modality"] == d.label_modality)]
+    lab = lab[lab["value"].notna()]
+    same = lab[lab["study_id"].notna()].drop_duplicates("study_id").set_index("study_id")["value"]
+    exact = same.reindex(st["study_id"].to_numpy())
+    out = pd.Series(exact.to_numpy(float), index=st["study_id"].to_numpy())
+    todo = st[~np.isfinite(out.to_numpy(float))]
+    if len(todo) and len(lab):
+        near = _nearest(todo, lab, ctx.max_gap)
+        out.loc[near.index] = near.to_numpy(float)
+    return out
+
+
+def _nearest(st: pd.DataFrame, lab: pd.DataFrame, max_gap: Any) -> pd.Series:
+    """Per study, the patient's label closest in time within ``max_gap`` (ties: earlier)."""
+    rows = pd.DataFrame({"patient_id": st["patient_id"].astype(str).to_numpy(),
+                         "study_id": st["study_id"].to_numpy(),
+                         "time": st["study_time"].to_numpy()})
+    labels = pd.DataFrame({"patient_id": lab["patient_id"].astype(str).to_numpy(),
+                           "time": lab["measured_at"].to_numpy(),
+                           "value": lab["value"].to_numpy(float)})
+    m, _ = match_nearest(rows, labels, pd.Timedelta(max_gap))
+    return pd.Series(m["value"].to_numpy(float), index=m["study_id"].to_numpy())
+
+
+def study_mean(rows: pd.DataFrame, scores: np.ndarray, y: pd.Series) -> pd.DataFrame:
+    """Average sample scores per study and attach the study label (unlabelled dropped)."""
+    f = pd.DataFrame({"patient_id": rows["patient_id"].astype(str).to_numpy(),
+                      "study_id": rows["study_id"].astype(str).to_numpy(),
+                      "y_score": np.asarray(scores, dtype=float)})
+    g = f.groupby("study_id", sort=True).agg(patient_id=("patient_id", "first"),
+                                             y_score=("y_score", "mean")).reset_index()
+    g["y_true"] = y.reindex(g["study_id"].to_numpy()).to_numpy(float)
+    return g[np.isfinite(g["y_true"].to_numpy())].reset_index(drop=True)
+
+
+def gap_note(ctx: Context, d: TaskDef, n_dropped: int, n_total: int) -> str | None:
+    """Say how labels were matched and how many test studies had none."""
+    if d.label in ("age", "sex"):
+        return None if not n_dropped else f"{n_dropped} of {n_total} test studies lack {d.label}"
+    return (f"labels ({d.label_modality}) matched by study, else closest in time within "
+            f"{ctx.max_gap.days} days; {n_dropped} of {n_total} test studies had none")

@@ -1,0 +1,70 @@
+"""Table 3: cross-modal retrieval for every ordered pair of distinct modalities.
+
+For a pair (query, gallery): test patients with both modalities; per patient the pair of
+samples closest in time (no gap limit, as in the paper); every query sample ranks all
+matched gallery samples by cosine similarity. Metrics: median and mean percentile of the
+true match (0 = retrieved first), recall@1/5/10; each with a patient-level bootstrap
+interval; ``n`` = patients. Ties count against the model (see ``metrics.retrieval_ranks``).
+"""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+import numpy as np
+import pandas as pd
+
+from clerc.evaluate import metrics
+from clerc.evaluate.matching import closest_pairs
+from clerc.evaluate.registry import Context, task
+from clerc.evaluate.results import Record, undefined
+from clerc.evaluate.tasks.common import base, bootstrap_record, cell_key
+from clerc.modalities import MODALITY_NAMES
+
+#: (record metric name, bootstrap metric, scores: "percentile" or "rank").
+RETRIEVAL_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("median_percentile", "median", "percentile"),
+    ("mean_percentile", "mean", "percentile"),
+    ("recall@1", "recall@1", "rank"),
+    ("recall@5", "recall@5", "rank"),
+    ("recall@10", "recall@10", "rank"),
+)
+SPLIT = "test"
+
+
+def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
+    s = samples[(samples["modality"] == modality) & (samples["split"] == SPLIT)]
+    s = s[s["patient_id"].notna() & s["acquired_at"].notna()]
+    return pd.DataFrame({"patient_id": s["patient_id"].astype(str).to_numpy(),
+                         "time": s["acquired_at"].to_numpy(),
+                         "idx": s.index.to_numpy(dtype=np.int64)})
+
+
+def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
+    """The five retrieval records of one ordered modality pair."""
+    b = base("table3", "retrieval", "retrieval", query=query, gallery=gallery)
+    samples = ctx.embeddings.samples
+    pairs = closest_pairs(_side(samples, query), _side(samples, gallery), None)
+    n = len(pairs)
+    if n < 2:
+        note = f"{n} test patient(s) have both {query} and {gallery}; need 2"
+        return [undefined(b, name, note, n) for name, _, _ in RETRIEVAL_METRICS]
+    v = ctx.embeddings.vectors
+    q = v[pairs["left_idx"].to_numpy(dtype=np.int64)]
+    g = v[pairs["right_idx"].to_numpy(dtype=np.int64)]
+    ranks = metrics.retrieval_ranks(q, g, np.arange(n))
+    pct = metrics.percentile_from_ranks(ranks, n)
+    ctx.add_predictions(cell_key(b), "retrieval", np.ones(n), pct)
+    pid = pairs["patient_id"].to_numpy(dtype=object)
+    scores = {"percentile": pct, "rank": ranks.astype(float)}
+    return [bootstrap_record(ctx, b, boot, pid, None, scores[kind], name=name)
+            for name, boot, kind in RETRIEVAL_METRICS]
+
+
+@task("retrieval", "table3", "retrieval")
+def retrieval(ctx: Context) -> list[Record]:
+    """Table 3: retrieval between every ordered pair of distinct modalities (56 pairs)."""
+    out: list[Record] = []
+    for query, gallery in permutations(MODALITY_NAMES, 2):
+        out += pair_records(ctx, query, gallery)
+    return out

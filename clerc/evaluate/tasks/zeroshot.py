@@ -1,0 +1,61 @@
+"""Table 4, zero-shot: prompt similarity as the prediction, no training.
+
+Binary: the score of a sample is its cosine with the prompt's embedding (a prompt of
+several sentences is embedded as one text). Regression (LVEF): cosines with each prompt of
+the sweep, times the learned logit scale, softmax -> expected value. Predictions are
+averaged over the samples of a study; the study's label is matched as in ``common``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clerc.evaluate import metrics
+from clerc.evaluate.registry import Context, TaskDef, task
+from clerc.evaluate.results import Record
+from clerc.evaluate.tasks.common import (
+    StudyPredictions,
+    base,
+    gap_note,
+    predictive_records,
+    studies,
+    study_labels,
+    study_mean,
+    undefined_cell,
+)
+
+SPLIT = "test"
+
+
+def sample_scores(ctx: Context, d: TaskDef, rows: np.ndarray) -> np.ndarray:
+    """Zero-shot score of each sample position in ``rows`` for definition ``d``."""
+    emb = ctx.embeddings
+    prompts = np.stack([emb.prompt_vector(p) for p in d.prompts])
+    cos = emb.vectors[rows] @ prompts.T
+    if d.kind == "binary":
+        return cos[:, 0].astype(np.float64)
+    return metrics.softmax_expectation(cos, np.asarray(d.values, float), emb.logit_scale)
+
+
+def zero_shot_cell(ctx: Context, d: TaskDef) -> list[Record]:
+    """The records of one Table 4 zero-shot cell."""
+    modality = d.modality or ""
+    b = base("table4", d.label, "zero_shot", modality=modality, label_modality=d.label_modality)
+    rows = studies(ctx.embeddings.samples, modality, SPLIT)
+    if rows.empty:
+        return undefined_cell(b, d.kind, f"no {SPLIT} samples of {modality}")
+    y, dropped = study_labels(ctx, rows, d)
+    scores = sample_scores(ctx, d, rows.index.to_numpy())
+    frame = study_mean(rows, scores, y)
+    note = gap_note(ctx, d, dropped, rows["study_id"].nunique())
+    return predictive_records(ctx, b, StudyPredictions(frame, d.kind, note))
+
+
+@task("zero_shot", "table4", "zero_shot")
+def zero_shot(ctx: Context) -> list[Record]:
+    """Table 4: zero-shot prediction from prompt embeddings (Supplementary Table 1 prompts)."""
+    out: list[Record] = []
+    for d in ctx.definitions:
+        if d.table4 and d.has_zero_shot:
+            out += zero_shot_cell(ctx, d)
+    return out
