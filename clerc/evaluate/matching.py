@@ -57,6 +57,9 @@ def closest_pairs(left: pd.DataFrame, right: pd.DataFrame,
     rf = pd.DataFrame({"patient_id": right["patient_id"].to_numpy(),
                        "time": _times(right, "right").to_numpy(),
                        "right_idx": right["idx"].to_numpy()}).dropna(subset=["time"])
+    # one key dtype on both sides (pandas infers str for non-empty object arrays only)
+    lf["patient_id"] = lf["patient_id"].astype("string")
+    rf["patient_id"] = rf["patient_id"].astype("string")
     rf = (rf.sort_values(["time", "right_idx"], kind="stable")
             .drop_duplicates(["patient_id", "time"], keep="first"))
     rf["right_time"] = rf["time"]
@@ -115,6 +118,8 @@ def match_nearest(rows: pd.DataFrame, labels: pd.DataFrame,
         columns={"time": "_time"})
     lab = lab.assign(_label_time=lab["_time"]).sort_values("_time", kind="stable")
     valid = left.dropna(subset=["_time"]).sort_values("_time", kind="stable")
+    valid = valid.assign(patient_id=valid["patient_id"].astype("string"))
+    lab["patient_id"] = lab["patient_id"].astype("string")
     picks = []
     for direction in ("backward", "forward"):
         found = pd.merge_asof(valid, lab, on="_time", by="patient_id", direction=direction,

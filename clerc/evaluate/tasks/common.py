@@ -147,7 +147,7 @@ def study_labels(ctx: Context, rows: pd.DataFrame, d: TaskDef) -> tuple[pd.Serie
     elif d.label == "sex":
         sex = ctx.manifest.patients.set_index("patient_id")["sex"]
         v = sex.reindex(st["patient_id"].to_numpy())
-        y = pd.Series(np.where(v == "F", 1.0, np.where(v == "M", 0.0, np.nan)),
+        y = pd.Series(v.map({"F": 1.0, "M": 0.0}).astype("float64").to_numpy(),
                       index=st["study_id"].to_numpy())
     else:
         y = _match_labels(ctx, st, d)
