@@ -293,7 +293,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     if args.workers < 1 or args.shard_size < 1:
         console.print(f"--workers ({args.workers}) and --shard-size ({args.shard_size}) must "
                       "be positive integers", markup=False)
