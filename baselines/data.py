@@ -22,44 +22,22 @@ import torch
 
 from clerc.data.manifest import Manifest
 from clerc.modalities import get_modality
-from clerc.train.data import (
-    PAPER_IMAGE_BASE,
-    PAPER_IMAGE_SIZE,
-    PAPER_VIDEO_PAD,
-    PAPER_VIDEO_SIZE,
-    SampleSpec,
-)
+from clerc.train.data import SampleSpec, load_input, make_view
 
 Key = tuple[int, int]  # (epoch, sample index)
 
 
 def load_native(manifest: Manifest, row: dict[str, Any], store: Any) -> np.ndarray:
     """The sample's native array: from the packed store when it holds it, else the file."""
-    from clerc.data.readers import load_sample
-    from clerc.data.transforms import to_native
-
-    sid = str(row["sample_id"])
-    if store is not None and sid in store:
-        return store.load(sid)
-    return to_native(str(row["modality"]), load_sample(manifest, row))
+    return load_input(manifest, row, store)
 
 
 def train_view(modality: str, x: np.ndarray, spec: SampleSpec, *, train: bool,
                rng: np.random.Generator | None) -> np.ndarray:
     """One view, as CLERC's training data makes it (random when ``train``, else centred)."""
-    from clerc.data import transforms as T
-
-    kind = get_modality(modality).kind
-    if kind == "video":
-        pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-        return T.video_clip(x, frames_out=spec.video_frames, size=spec.video_size,
-                            train=train, rng=rng, pad=pad)
-    if kind == "waveform":
-        return T.ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
-    if kind == "image":
-        base = round(spec.image_size * PAPER_IMAGE_BASE / PAPER_IMAGE_SIZE)
-        return T.image_crop(x, size=spec.image_size, train=train, rng=rng, base=base)
-    raise ValueError(f"baselines: {modality!r} is a text modality; baselines are diagnostic")
+    if get_modality(modality).is_text:
+        raise ValueError(f"baselines: {modality!r} is a text modality; baselines are diagnostic")
+    return make_view(modality, x, spec, train=train, rng=rng)
 
 
 class SampleSet(torch.utils.data.Dataset):

@@ -112,8 +112,10 @@ class Fitter:
     def __init__(self, model: BaselineModel, cfg: TrainConfig, stats: TargetStats,
                  train: SampleSet, val: SampleSet, device: torch.device) -> None:
         self.model, self.cfg, self.stats, self.device = model, cfg, stats, device
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        from clerc.train.trainer import build_optimizer
+
+        self.optimizer = build_optimizer([{"params": list(model.parameters()),
+                                           "lr_factor": 1.0}], cfg)
         pin = device.type == "cuda"
         self.train_batches = EpochBatches(len(train), min(cfg.batch_size, len(train)),
                                           seed=cfg.seed, shuffle=True, drop_last=True,

@@ -73,7 +73,7 @@ def ecg_views(sig: np.ndarray, length: int) -> np.ndarray:
 def views(modality: str, x: np.ndarray, spec: Any) -> np.ndarray:
     """The evaluation views ``(K, ...)`` of one native sample."""
     from clerc.data import transforms as T
-    from clerc.train.data import PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE
+    from clerc.train.data import make_view
 
     kind = get_modality(modality).kind
     if kind == "video":
@@ -81,21 +81,14 @@ def views(modality: str, x: np.ndarray, spec: Any) -> np.ndarray:
     if kind == "waveform":
         return ecg_views(x, spec.ecg_length)
     if kind == "image":
-        base = round(spec.image_size * PAPER_IMAGE_BASE / PAPER_IMAGE_SIZE)
-        return T.image_crop(x, size=spec.image_size, train=False, base=base)[None]
+        return make_view(modality, x, spec, train=False, rng=None)[None]
     raise ValueError(f"views: {modality!r} is text; tokenise it instead")
 
 
 def _load(manifest: Manifest, row: dict[str, Any], store: Any) -> Any:
-    from clerc.data.readers import load_sample
-    from clerc.data.transforms import to_native
+    from clerc.train.data import load_input
 
-    modality = str(row["modality"])
-    if get_modality(modality).is_text:
-        return load_sample(manifest, row)
-    if store is not None and str(row["sample_id"]) in store:
-        return store.load(str(row["sample_id"]))
-    return to_native(modality, load_sample(manifest, row))
+    return load_input(manifest, row, store)
 
 
 def _batches(items: Iterator[tuple[int, np.ndarray]], size: int

@@ -1,0 +1,315 @@
+"""Training data: the patient dataset, the paper's batch sampler, and collation.
+
+An item is one patient: for each modality the patient has in the split, one sample,
+chosen at random by (seed, epoch, patient) in training and fixed in validation (a report
+is drawn from the study of the chosen test when that study has one, so a video is
+contrasted with its own report rather than one of another date), loaded
+natively (from ``DIR/packed`` when it exists, else through the readers) and transformed
+at the model config's sizes. :func:`collate` stacks items into per-modality tensors plus
+``present`` masks, rows aligned by patient, absent rows zero-filled.
+
+The batch sampler follows the paper (Methods: Model training): "each patient appears once
+per epoch. [...] We group the patients into batches based on the modalities available for
+that patient. The remaining unmatched patients are randomly grouped into batches."
+Batches are lists of ``(epoch, patient)`` keys, so the dataset seeds its random choices
+with no hidden state; under DDP every rank builds the same epoch plan and takes every
+``world_size``-th batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from clerc.data.manifest import Manifest
+from clerc.modalities import MODALITY_NAMES, get_modality
+
+Key = tuple[int, int]  # (epoch, patient index)
+
+
+def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: int,
+               epoch: int, *, drop_last: bool) -> list[list[int]]:
+    """Patient-index batches for one epoch, in a seeded random order.
+
+    Patients are grouped by their modality set; each group is shuffled and cut into full
+    batches; the leftovers of all groups are pooled, shuffled, and cut into batches (the
+    last, short one kept only when ``drop_last`` is false).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
+    rng = np.random.default_rng([seed, epoch])
+    groups: dict[frozenset[str], list[int]] = {}
+    for i, s in enumerate(modality_sets):
+        groups.setdefault(s, []).append(i)
+    batches: list[list[int]] = []
+    leftovers: list[int] = []
+    for key in sorted(groups, key=sorted):
+        members = rng.permutation(groups[key]).tolist()
+        n_full = len(members) // batch_size * batch_size
+        batches += [members[i:i + batch_size] for i in range(0, n_full, batch_size)]
+        leftovers += members[n_full:]
+    leftovers = rng.permutation(np.asarray(leftovers, dtype=np.int64)).tolist()
+    for i in range(0, len(leftovers), batch_size):
+        chunk = leftovers[i:i + batch_size]
+        if len(chunk) == batch_size or not drop_last:
+            batches.append(chunk)
+    order = rng.permutation(len(batches))
+    return [batches[j] for j in order]
+
+
+class PatientBatchSampler:
+    """Yields lists of ``(epoch, patient)`` keys; call :meth:`set_epoch` before each epoch.
+
+    ``equal_counts`` (training) gives every rank the same number of batches, dropping up
+    to ``world_size - 1`` batches of the epoch plan, so that collective calls line up;
+    without it (validation) the batches are dealt round-robin and every batch is used.
+    ``max_batches`` caps the batches per rank (for CI).
+    """
+
+    def __init__(self, modality_sets: Sequence[frozenset[str]], batch_size: int, *,
+                 seed: int = 0, drop_last: bool = True, rank: int = 0, world_size: int = 1,
+                 equal_counts: bool = True, max_batches: int | None = None,
+                 fixed_epoch: int | None = None) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank: expected 0 <= rank < world_size={world_size}, got {rank}")
+        self.modality_sets = list(modality_sets)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.equal_counts = equal_counts
+        self.max_batches = max_batches
+        self.fixed_epoch = fixed_epoch
+        self.epoch = 0 if fixed_epoch is None else fixed_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose plan the next iteration yields (ignored if fixed)."""
+        if self.fixed_epoch is None:
+            self.epoch = epoch
+
+    def batches(self) -> list[list[Key]]:
+        """This rank's batches for the current epoch."""
+        plan = plan_epoch(self.modality_sets, self.batch_size, self.seed, self.epoch,
+                          drop_last=self.drop_last)
+        if self.equal_counts:
+            plan = plan[: len(plan) // self.world_size * self.world_size]
+        mine = plan[self.rank::self.world_size]
+        if self.max_batches is not None:
+            mine = mine[: self.max_batches]
+        return [[(self.epoch, p) for p in b] for b in mine]
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
+#: The paper's sizes: 12 px padding of 112 px clips, 224 px crops of 256 px CXRs. Smaller
+#: configs keep these ratios (a 64 px crop is taken from the CXR scaled to 73 px).
+PAPER_VIDEO_PAD, PAPER_VIDEO_SIZE = 12, 112
+PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE = 256, 224
+
+
+class SampleSpec(NamedTuple):
+    """Input sizes, from the model config (the video frame stride is the paper's 2)."""
+
+    video_frames: int
+    video_size: int
+    ecg_length: int
+    image_size: int
+    context_length: int
+
+
+def sample_spec(model_cfg: Any) -> SampleSpec:
+    """The input sizes a model config asks for."""
+    return SampleSpec(
+        video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
+        ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
+        context_length=model_cfg.text.context_length,
+    )
+
+
+class PatientDataset(torch.utils.data.Dataset):
+    """Patients of one split with at least one sample among ``modalities``.
+
+    ``dataset[(epoch, p)]`` -> ``{modality: array}`` for patient ``p``: uint8 video
+    ``(F, S, S)``, float32 ECG ``(12, L)``, uint8 image ``(S, S)``, int64 tokens ``(77,)``.
+    """
+
+    def __init__(self, manifest: Manifest, split: str, modalities: Sequence[str],
+                 spec: SampleSpec, *, train: bool, seed: int, store: Any = None) -> None:
+        s = manifest.samples
+        s = s[(s["split"] == split) & s["modality"].isin(list(modalities))]
+        self.samples = s.sort_values(["patient_id", "modality", "sample_id"]).reset_index(drop=True)
+        self.records: list[dict[str, Any]] = self.samples.to_dict("records")
+        self.manifest = manifest
+        self.split = split
+        self.modalities = tuple(m for m in MODALITY_NAMES if m in modalities)
+        self.spec = spec
+        self.train = train
+        self.seed = seed
+        self.store = store  # a PackedStore (pickles without its memory maps) or None
+        self.patient_ids: list[str] = []
+        self.rows: list[dict[str, np.ndarray]] = []
+        for pid, g in self.samples.groupby("patient_id", sort=True):
+            self.patient_ids.append(str(pid))
+            self.rows.append({str(m): gm.index.to_numpy() for m, gm in g.groupby("modality")})
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+    @property
+    def modality_sets(self) -> list[frozenset[str]]:
+        return [frozenset(r) for r in self.rows]
+
+    def __getitem__(self, key: Key) -> dict[str, np.ndarray]:
+        epoch, p = key
+        out: dict[str, np.ndarray] = {}
+        studies: dict[str, Any] = {}
+        for m in self.modalities:  # registry order: a test before its report
+            idx = self.rows[p].get(m)
+            if idx is None:
+                continue
+            rng = np.random.default_rng(
+                [self.seed, epoch if self.train else 0, p, MODALITY_NAMES.index(m)])
+            row = self.records[self._choose(m, idx, studies, rng)]
+            studies[m] = row["study_id"]
+            out[m] = self._transform(m, self._load(m, row), rng)
+        return out
+
+    def _choose(self, modality: str, idx: np.ndarray, studies: dict[str, Any],
+                rng: np.random.Generator) -> int:
+        """A random sample; a report comes from the chosen test's study when it has one."""
+        describes = get_modality(modality).describes
+        if describes in studies:
+            same = [i for i in idx if self.records[i]["study_id"] == studies[describes]]
+            idx = np.asarray(same) if same else idx
+        return int(idx[rng.integers(len(idx))])
+
+    def _load(self, modality: str, row: Any) -> Any:
+        return load_input(self.manifest, row, self.store)
+
+    def _transform(self, modality: str, x: Any, rng: np.random.Generator) -> np.ndarray:
+        return make_view(modality, x, self.spec, train=self.train, rng=rng)
+
+
+def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
+    """A sample's native array (or text): from the packed store when it holds the sample
+    (``--skip-bad`` may have left it out), else decoded from its file."""
+    from clerc.data.readers import load_sample
+    from clerc.data.transforms import to_native
+
+    modality = str(row["modality"])
+    if get_modality(modality).is_text:
+        return load_sample(manifest, row)
+    if store is not None and str(row["sample_id"]) in store:
+        return store.load(str(row["sample_id"]))
+    return to_native(modality, load_sample(manifest, row))
+
+
+def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
+              rng: np.random.Generator | None) -> np.ndarray:
+    """One model input from a native sample: random augmentation when ``train``, else the
+    fixed evaluation view; text is tokenised. Sizes keep the paper's ratios."""
+    from clerc.data import transforms as T
+
+    kind = get_modality(modality).kind
+    if kind == "video":
+        pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
+        return T.video_clip(x, frames_out=spec.video_frames, size=spec.video_size,
+                            train=train, rng=rng, pad=pad)
+    if kind == "waveform":
+        return T.ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
+    if kind == "image":
+        base = round(spec.image_size * PAPER_IMAGE_BASE / PAPER_IMAGE_SIZE)
+        return T.image_crop(x, size=spec.image_size, train=train, rng=rng, base=base)
+    from clerc.model.encoders.text import tokenize
+
+    return tokenize([x], context_length=spec.context_length)[0].numpy()
+
+
+class Batch(NamedTuple):
+    """Collated patients: per-modality inputs and which rows hold a real sample."""
+
+    inputs: dict[str, torch.Tensor]
+    present: dict[str, torch.Tensor]
+    size: int
+
+
+def collate(items: list[dict[str, np.ndarray]]) -> Batch:
+    """Stack items by modality; rows of patients without the modality are zeros."""
+    inputs: dict[str, torch.Tensor] = {}
+    present: dict[str, torch.Tensor] = {}
+    for m in MODALITY_NAMES:
+        mask = [m in it for it in items]
+        if not any(mask):
+            continue
+        first = next(it[m] for it in items if m in it)
+        arr = np.zeros((len(items), *first.shape), dtype=first.dtype)
+        for i, it in enumerate(items):
+            if m in it:
+                arr[i] = it[m]
+        inputs[m] = torch.from_numpy(arr)
+        present[m] = torch.tensor(mask, dtype=torch.bool)
+    return Batch(inputs, present, len(items))
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_workers: int,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``dataset`` batched by ``sampler`` and stacked by :func:`collate`."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+        pin_memory=pin_memory, worker_init_fn=_worker_init if num_workers else None,
+        prefetch_factor=4 if num_workers else None,
+    )
+
+
+def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: int = 1,
+                 pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader,
+                                                    torch.utils.data.DataLoader]:
+    """Training (train split, random choices and augmentation, ``drop_last``) and validation
+    (val split, fixed choices, eval transforms, every patient) loaders for ``cfg``
+    (a ``TrainConfig``), sharded for ``rank`` of ``world_size``.
+
+    Reads ``data_dir/packed`` when ``clerc prepare`` wrote it, the media files otherwise.
+    Raises ``ValueError`` naming the directory when it is not a manifest or a split is too
+    small to train on.
+    """
+    from clerc.data.manifest import read_manifest
+    from clerc.data.packed import open_store
+
+    try:
+        manifest = read_manifest(data_dir)
+    except FileNotFoundError as exc:
+        raise ValueError(f"--data {data_dir}: not a manifest directory ({exc})") from exc
+    store = open_store(data_dir)
+    spec = sample_spec(cfg.model)
+    common = {"spec": spec, "seed": cfg.seed, "store": store}
+    train = PatientDataset(manifest, "train", cfg.modalities, train=True, **common)
+    val = PatientDataset(manifest, "val", cfg.modalities, train=False, **common)
+    train_sampler = PatientBatchSampler(
+        train.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=True, rank=rank,
+        world_size=world_size, max_batches=cfg.max_steps_per_epoch)
+    val_sampler = PatientBatchSampler(
+        val.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
+        world_size=world_size, equal_counts=False, fixed_epoch=0)
+    if len(train_sampler) == 0:
+        raise ValueError(
+            f"--data {data_dir}: the train split has {len(train)} patients with any of "
+            f"{list(cfg.modalities)}; need at least batch_size x world size = "
+            f"{cfg.batch_size} x {world_size} for one batch per rank")
+    if len(val) == 0:
+        raise ValueError(f"--data {data_dir}: the val split has no patients with any of "
+                         f"{list(cfg.modalities)}; validation picks the best epoch")
+    kw = {"num_workers": cfg.num_workers, "pin_memory": pin_memory}
+    return make_loader(train, train_sampler, **kw), make_loader(val, val_sampler, **kw)

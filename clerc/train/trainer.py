@@ -1,0 +1,485 @@
+"""The CLERC training loop (paper, Methods: Model training).
+
+SGD with momentum, the learning rate of :func:`~clerc.train.config.lr_at` each epoch, the
+sum of CLIP losses over every modality pair present in a batch, validation loss after
+every epoch; ``RUN_DIR/ckpt.pt`` holds the epoch with the lowest validation loss,
+``RUN_DIR/last.pt`` the latest (with optimizer and RNG states, for ``--resume``),
+``RUN_DIR/log.jsonl`` one line per epoch.
+
+Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` with
+``find_unused_parameters=True``: batches are grouped by modality set, so an encoder is
+often unused on a rank for a step, and running every encoder on zero inputs would waste
+the compute the grouping saves. Embeddings are gathered with gradients for the loss (every
+rank's batch sees the global batch as negatives); only rank 0 writes files. Validation
+batches are dealt round-robin across ranks, scored locally, and the sums all-reduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from clerc.train.config import TrainConfig, lr_at
+from clerc.train.data import Batch
+
+CKPT, LAST, LOG = "ckpt.pt", "last.pt", "log.jsonl"
+
+
+def pair_keys(modalities: tuple[str, ...]) -> list[str]:
+    """Every pair key the loss can report for ``modalities`` (in the loss's order)."""
+    from clerc.model.loss import pair_name
+
+    return [pair_name(a, b) for a, b in combinations(modalities, 2)]
+
+
+@dataclass
+class Meter:
+    """Running sums of the loss and each pair's loss (tensors: no device sync per step).
+
+    ``keys`` are every possible pair, so all ranks all-reduce tensors of the same size.
+    """
+
+    keys: list[str]
+    total: Tensor | float = 0.0
+    steps: int = 0
+    pairs: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, loss: Tensor, pairs: dict[str, Tensor]) -> None:
+        self.total = self.total + loss.detach().float()
+        self.steps += 1
+        for k, v in pairs.items():
+            acc = self.pairs.setdefault(k, [0.0, 0])
+            acc[0] = acc[0] + v.detach().float()
+            acc[1] += 1
+
+    def means(self, dist: Any) -> tuple[float, dict[str, float]]:
+        """Mean total and per-pair losses, summed over ranks when ``dist`` is initialised."""
+        keys = self.keys
+        vals = [float(self.total), float(self.steps)]
+        for k in keys:
+            acc = self.pairs.get(k, [0.0, 0])
+            vals += [float(acc[0]), float(acc[1])]
+        t = torch.tensor(vals, dtype=torch.float64)
+        if dist is not None:
+            nccl = dist.get_backend() == "nccl"
+            t = t.cuda() if nccl else t
+            dist.all_reduce(t)
+            t = t.cpu()
+        loss = float(t[0] / t[1]) if t[1] > 0 else math.nan
+        pairs = {k: float(t[2 + 2 * i] / t[3 + 2 * i]) for i, k in enumerate(keys)
+                 if t[3 + 2 * i] > 0}
+        return loss, pairs
+
+
+class BatchEncoder(nn.Module):
+    """What DDP wraps: embeds every configured modality of a batch and returns the logit
+    multiplier, so that every parameter the loss uses is reached from ``forward``'s output.
+
+    Rows without the modality are not encoded; their embedding rows are zeros, excluded
+    by the ``present`` masks. A modality absent from the whole batch gets a zero block.
+    """
+
+    def __init__(self, model: nn.Module, modalities: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.modalities = modalities
+
+    def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor],
+                size: int) -> tuple[dict[str, Tensor], Tensor]:
+        device = self.model.logit_scale.device
+        dim = self.model.cfg.embed_dim
+        # zero blocks stay in the graph: under DDP every rank must run the same gathers'
+        # backward (all-to-all) whether or not it had the modality
+        zero = torch.zeros(size, dim, device=device) + self.model.logit_scale * 0
+        out: dict[str, Tensor] = {}
+        for m in self.modalities:
+            mask = present.get(m)
+            if mask is None or not bool(mask.any()):
+                out[m] = zero
+                continue
+            x = inputs[m] if bool(mask.all()) else inputs[m][mask]
+            z = self.model.encode(m, x.to(device, non_blocking=True)).float()
+            if z.shape[0] != size:
+                idx = mask.nonzero().squeeze(1).to(device)
+                z = zero.index_copy(0, idx, z)
+            out[m] = z
+        return out, self.model.scale()
+
+
+def full_present(batch: Batch, modalities: tuple[str, ...]) -> dict[str, Tensor]:
+    """Presence masks for every configured modality (all False where absent from the batch)."""
+    empty = torch.zeros(batch.size, dtype=torch.bool)
+    return {m: batch.present.get(m, empty) for m in modalities}
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) RNG states, as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
+    """Batches of ``loader`` with the seconds spent waiting for each."""
+    it = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        yield batch, time.perf_counter() - t0
+
+
+def read_log(path: Path, *, through_epoch: int | None = None) -> list[dict[str, Any]]:
+    """The epoch records of a run's ``log.jsonl`` (up to ``through_epoch`` if given)."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if through_epoch is None or r["epoch"] <= through_epoch]
+
+
+def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``log.jsonl`` (used on resume to drop epochs after the last checkpoint)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def append_log(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def autocast(device: torch.device, cfg: TrainConfig) -> Any:
+    """bf16 autocast on CUDA when ``cfg.amp == "bf16"``; a no-op context otherwise."""
+    enabled = device.type == "cuda" and cfg.amp == "bf16"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's lr to ``lr`` times the group's ``lr_factor``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_factor", 1.0)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimiser over the encoders, and over the logit scale at
+    ``logit_scale_lr_factor`` x lr."""
+    scale = [model.logit_scale]
+    rest = [p for n, p in model.named_parameters() if n != "logit_scale"]
+    return build_optimizer([{"params": rest, "lr_factor": 1.0},
+                            {"params": scale, "lr_factor": cfg.logit_scale_lr_factor}], cfg)
+
+
+def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper's) or AdamW (``momentum`` as beta1) over param groups
+    that carry an ``lr_factor``; the lr is set from ``cfg.lr``."""
+    if cfg.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+    set_lr(optimizer, cfg.lr)
+    return optimizer
+
+
+def epoch_record(epoch: int, cfg: TrainConfig, train: tuple[float, dict[str, float]],
+                 val: tuple[float, dict[str, float]], temperature: float,
+                 timing: dict[str, float]) -> dict[str, Any]:
+    """One ``log.jsonl`` line."""
+    return {
+        "epoch": epoch, "lr": lr_at(epoch, cfg), "train_loss": train[0], "val_loss": val[0],
+        "train_pairs": train[1], "val_pairs": val[1], "temperature": temperature, **timing,
+    }
+
+
+class Bar:
+    """A rich progress bar with the running loss and samples/s (silent when disabled)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = None
+        if enabled:
+            import rich.progress as rp
+
+            self.progress = rp.Progress(
+                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                rp.TextColumn("loss {task.fields[loss]:.4f}  {task.fields[sps]:.1f} samples/s"),
+                rp.TimeElapsedColumn(),
+            )
+            self.progress.start()
+        self.task: Any = None
+
+    def epoch(self, epoch: int, total: int) -> None:
+        if self.progress is not None:
+            self.task = self.progress.add_task(f"epoch {epoch}", total=total, loss=math.nan,
+                                               sps=0.0)
+
+    def step(self, loss: Tensor, samples_per_s: float, *, refresh: bool) -> None:
+        if self.progress is None:
+            return
+        fields = {"loss": float(loss.detach()), "sps": samples_per_s} if refresh else {}
+        self.progress.update(self.task, advance=1, **fields)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@dataclass
+class Run:
+    """Everything one training run holds."""
+
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    rank: int
+    world: int
+    dist: Any  # torch.distributed when world > 1, else None
+    model: Any  # CLERC
+    encoder: BatchEncoder
+    net: nn.Module  # encoder, or DDP(encoder)
+    optimizer: torch.optim.Optimizer
+    train_loader: Any
+    val_loader: Any
+    header: dict[str, Any]
+    bar: Bar
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
+               cfg: TrainConfig, device: torch.device,
+               loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """One SGD step on ``batch``; ``net`` is a :class:`BatchEncoder` (or DDP of one)."""
+    present = full_present(batch, cfg.modalities)
+    with autocast(device, cfg):
+        emb, scale = net(batch.inputs, present, batch.size)
+    loss, pairs = loss_fn(emb, present, scale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    model = net.module.model if isinstance(net, nn.parallel.DistributedDataParallel) else net.model
+    model.clamp_logit_scale_()
+    return loss, pairs
+
+
+def train_epoch(run: Run, epoch: int) -> tuple[tuple[float, dict[str, float]], dict[str, float]]:
+    """One pass over the training batches; returns (loss, per-pair losses) and timings."""
+    cfg, dev = run.cfg, run.device
+    loss_fn = _loss_fn(run)
+    run.net.train()
+    set_lr(run.optimizer, lr_at(epoch, cfg))
+    run.train_loader.batch_sampler.set_epoch(epoch)
+    meter = Meter(pair_keys(cfg.modalities))
+    run.bar.epoch(epoch, len(run.train_loader.batch_sampler))
+    wait, samples, t0, shown = 0.0, 0, time.perf_counter(), time.perf_counter()
+    for batch, waited in timed(run.train_loader):
+        wait += waited
+        loss, pairs = train_step(run.net, run.optimizer, batch, cfg, dev, loss_fn)
+        meter.add(loss, pairs)
+        samples += batch.size * run.world
+        now = time.perf_counter()
+        refresh = now - shown > 0.5
+        shown = now if refresh else shown
+        run.bar.step(loss, samples / max(now - t0, 1e-9), refresh=refresh)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t0
+    timing = {"train_seconds": seconds, "steps": meter.steps, "samples": samples,
+              "samples_per_s": samples / seconds if seconds else 0.0,
+              "data_wait_share": wait / seconds if seconds else 0.0}
+    return meter.means(run.dist), timing
+
+
+@torch.no_grad()
+def validate(run: Run) -> tuple[float, dict[str, float]]:
+    """Mean validation loss over batches with at least one pair (local loss per batch)."""
+    from clerc.model.loss import clerc_loss
+
+    run.encoder.eval()
+    meter = Meter(pair_keys(run.cfg.modalities))
+    for batch, _ in timed(run.val_loader):
+        present = full_present(batch, run.cfg.modalities)
+        with autocast(run.device, run.cfg):
+            emb, scale = run.encoder(batch.inputs, present, batch.size)
+        loss, pairs = clerc_loss(emb, present, scale)
+        if pairs:
+            meter.add(loss, pairs)
+    return meter.means(run.dist)
+
+
+def _loss_fn(run: Run) -> Any:
+    if run.world > 1:
+        from clerc.train.distributed import distributed_clerc_loss
+
+        return distributed_clerc_loss
+    from clerc.model.loss import clerc_loss
+
+    return clerc_loss
+
+
+def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
+          init: dict[str, str] | None, progress: bool) -> Run:
+    """Process group (under torchrun), loaders, model, optimizer, and the header base."""
+    from clerc.data.manifest import manifest_hash
+    from clerc.model.clerc import CLERC, channels_last_3d
+    from clerc.train import distributed
+    from clerc.train.data import make_loaders
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    dev = distributed.init_from_env()
+    dev = dev if device == "cuda" else torch.device(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    dist = torch.distributed if world > 1 else None
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    train_loader, val_loader = make_loaders(data_dir, cfg, rank=rank, world_size=world,
+                                            pin_memory=dev.type == "cuda")
+    seed_everything(cfg.seed)
+    model = CLERC(cfg.model)
+    if init:
+        from clerc.model.init import load_pretrained
+
+        for key, rep in load_pretrained(model, init).items():
+            if rank == 0:
+                print(f"init {key}: {rep.loaded} tensors from {rep.path}")
+    model.to(dev)
+    if dev.type == "cuda":
+        channels_last_3d(model)
+    encoder = BatchEncoder(model, cfg.modalities)
+    net: nn.Module = encoder
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            encoder, device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=True)
+    optimizer = make_optimizer(model, cfg)
+    header = {"config": cfg.to_dict(), "manifest_hash": manifest_hash(data_dir),
+              "data": str(data_dir.resolve()),
+              "world_size": world, "init": dict(init or {})}
+    return Run(cfg, out, dev, rank, world, dist, model, encoder, net, optimizer,
+               train_loader, val_loader, header, Bar(progress and rank == 0))
+
+
+def resume_from(run: Run) -> tuple[int, float, int]:
+    """Load ``last.pt`` into the run; returns (next epoch, best val loss, best epoch)."""
+    from clerc.train.checkpoint import load_checkpoint
+
+    path = run.out / LAST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: --resume needs the last checkpoint of an earlier run")
+    state, header = load_checkpoint(path)
+    _check_same_run(header, run, path)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    epoch = int(header["epoch"])
+    if run.is_main:
+        write_log(run.out / LOG, read_log(run.out / LOG, through_epoch=epoch))
+    return epoch + 1, float(header["best_val_loss"]), int(header["best_epoch"])
+
+
+def _check_same_run(saved: dict[str, Any], run: Run, path: Path) -> None:
+    """A resumed run must use the same data and config (the epoch count may change)."""
+    if saved.get("manifest_hash") != run.header["manifest_hash"]:
+        raise ValueError(f"{path}: was trained on a different manifest "
+                         f"({saved.get('manifest_hash')} != {run.header['manifest_hash']})")
+    before = TrainConfig.from_dict(saved["config"])
+    diff = [f.name for f in dataclasses.fields(TrainConfig)
+            if f.name != "epochs" and getattr(before, f.name) != getattr(run.cfg, f.name)]
+    if diff:
+        raise ValueError(f"{path}: config differs from this run's in {diff}")
+
+
+def save(run: Run, name: str, epoch: int, best: tuple[float, int], *, full: bool) -> None:
+    """Write ``name`` in the run directory; ``full`` adds optimizer and RNG states."""
+    from clerc.train.checkpoint import make_header, save_checkpoint
+
+    state: dict[str, Any] = {"model": run.model.state_dict()}
+    if full:
+        state |= {"optimizer": run.optimizer.state_dict(), "rng": rng_state()}
+    extra = {k: v for k, v in run.header.items() if k not in ("config", "manifest_hash")}
+    header = make_header(run.header["config"], run.header["manifest_hash"], epoch,
+                         best_val_loss=best[0], best_epoch=best[1], **extra)
+    save_checkpoint(run.out / name, state, header)
+
+
+def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: str = "cpu",
+          resume: bool = False, init: dict[str, str] | None = None, progress: bool = True,
+          stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+    """Train CLERC on the manifest in ``data_dir``; returns the epoch records of the run.
+
+    ``stop_after_epoch`` ends the process's work after that epoch's checkpoints are written
+    (as if it had been killed there), for testing ``resume``.
+    """
+    out, data_dir = Path(out), Path(data_dir)
+    if not resume and (out / LAST).exists():
+        raise FileExistsError(f"{out / LAST}: the run directory holds a run; pass --resume "
+                              "to continue it or choose another --out")
+    run = setup(cfg, data_dir, out, device=device, init=init, progress=progress)
+    if run.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    start, best, best_epoch = resume_from(run) if resume else (0, math.inf, -1)
+    try:
+        for epoch in range(start, cfg.epochs):
+            train_stats, timing = train_epoch(run, epoch)
+            t0 = time.perf_counter()
+            val = validate(run)
+            timing["val_seconds"] = time.perf_counter() - t0
+            if val[0] < best:
+                best, best_epoch = val[0], epoch
+                if run.is_main:
+                    save(run, CKPT, epoch, (best, best_epoch), full=False)
+            if run.is_main:
+                temperature = float(run.model.temperature().detach())
+                append_log(out / LOG, epoch_record(epoch, cfg, train_stats, val, temperature,
+                                                   timing))
+                save(run, LAST, epoch, (best, best_epoch), full=True)
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                break
+    finally:
+        run.bar.close()
+        if run.world > 1:
+            from clerc.train.distributed import shutdown
+
+            shutdown()
+    return read_log(out / LOG)
