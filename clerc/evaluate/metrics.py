@@ -47,14 +47,16 @@ def _check_embeddings(name: str, x: np.ndarray) -> np.ndarray:
 
 
 def retrieval_ranks(
-    queries: np.ndarray, gallery: np.ndarray, target: np.ndarray, chunk: int = 2048
+    queries: np.ndarray, gallery: np.ndarray, target: np.ndarray, chunk: int | None = None
 ) -> np.ndarray:
     """Rank of each query's target in the gallery by cosine score (0 = retrieved first).
 
     `queries` (Q, D) and `gallery` (G, D) must already be L2-normalised (see
     `l2_normalise`); scores are their float32 dot products. The rank is the number of
     OTHER gallery items whose score is >= the target's score, so ties count against the
-    model. Work is done `chunk` queries at a time: peak extra memory is chunk x G float32.
+    model. Work is done `chunk` queries at a time: peak extra memory is chunk x G float32
+    (plus a bool mask). The default sizes the chunk from the gallery (~32 MiB of scores,
+    64..2048 rows), which costs no time against the bare matmul (benchmarks/RESULTS.md).
     Returns int64 (Q,).
     """
     q = _check_embeddings("queries", queries)
@@ -67,6 +69,8 @@ def retrieval_ranks(
                          f"{tgt.dtype} {tgt.shape}")
     if tgt.size and (tgt.min() < 0 or tgt.max() >= g.shape[0]):
         raise ValueError(f"target indices must lie in [0, {g.shape[0] - 1}]")
+    if chunk is None:
+        chunk = default_chunk(g.shape[0])
     if int(chunk) < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk}")
     chunk = int(chunk)
@@ -98,7 +102,13 @@ def percentile_from_ranks(ranks: np.ndarray, gallery_size: int) -> np.ndarray:
     return 100.0 * r.astype(np.float64) / (size - 1)
 
 
-def percentile_ranks(queries: np.ndarray, gallery: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def default_chunk(gallery_size: int) -> int:
+    """Query rows per block: ~2**23 scores (32 MiB float32), between 64 and 2048 rows."""
+    return max(64, min(2048, 2**23 // max(gallery_size, 1)))
+
+
+def percentile_ranks(queries: np.ndarray, gallery: np.ndarray,
+                     chunk: int | None = None) -> np.ndarray:
     """Percentile rank of gallery[i] for query i (paired rows; Q must equal G)."""
     if len(queries) != len(gallery):
         raise ValueError(

