@@ -87,7 +87,5 @@ def benchmark(session: nox.Session) -> None:
 def perf(session: nox.Session) -> None:
     """Regenerate benchmarks/RESULTS.md: side-by-side performance comparisons (slow)."""
     bin_ = _env(session)
-    session.run(str(bin_ / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[perf]",
-                external=True)
     session.run(str(bin_ / "python"), "-m", "benchmarks.run_all", *session.posargs,
                 external=True)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("benchmarks.run_all")
+import benchmarks.run_all  # noqa: F401  (the script must import)
 
 
 def test_peak_memory_subprocess_sees_an_allocation() -> None:
@@ -30,8 +30,7 @@ def test_retrieval_section() -> None:
     assert section.targets[0][2] in (True, False)
 
 
-def test_clip_benchmark_path_matches_ours_when_installed() -> None:
-    pytest.importorskip("clip_benchmark.metrics.zeroshot_retrieval")
+def test_clip_benchmark_path_matches_ours() -> None:
     from benchmarks.bench_retrieval import case_clip_benchmark, case_ours
 
     clip = case_clip_benchmark(300, max_batches=2)()
