@@ -20,7 +20,8 @@ from clerc.cli import main
 from clerc.data.manifest import write_manifest
 from clerc.train.checkpoint import load_checkpoint, load_model
 from clerc.train.config import TrainConfig
-from clerc.train.trainer import rng_state, set_rng_state, train
+from clerc.train.state import rng_state, set_rng_state
+from clerc.train.trainer import train
 
 WORDS = ("normal", "dilated", "hypertrophic")
 SETS = (

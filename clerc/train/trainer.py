@@ -1,10 +1,10 @@
 """The CLERC training loop (paper, Methods: Model training).
 
-SGD with momentum, the learning rate of :func:`~clerc.train.config.lr_at` each epoch, the
-sum of CLIP losses over every modality pair present in a batch, validation loss after
-every epoch; ``RUN_DIR/ckpt.pt`` holds the epoch with the lowest validation loss,
-``RUN_DIR/last.pt`` the latest (with optimizer and RNG states, for ``--resume``),
-``RUN_DIR/log.jsonl`` one line per epoch.
+The config's optimiser (the paper's SGD with momentum), the learning rate of
+:func:`~clerc.train.config.lr_at` each epoch, the sum of CLIP losses over every modality
+pair present in a batch, validation loss after every epoch; ``RUN_DIR/ckpt.pt`` holds the
+epoch with the lowest validation loss, ``RUN_DIR/last.pt`` the latest (with optimizer and
+RNG states, for ``--resume``), ``RUN_DIR/log.jsonl`` one line per epoch.
 
 Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` with
 ``find_unused_parameters=True``: batches are grouped by modality set, so an encoder is
@@ -17,9 +17,7 @@ batches are dealt round-robin across ranks, scored locally, and the sums all-red
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,12 +25,19 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from clerc.train.config import TrainConfig, lr_at
 from clerc.train.data import Batch
+from clerc.train.state import (
+    append_log,
+    read_log,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    write_log,
+)
 
 CKPT, LAST, LOG = "ckpt.pt", "last.pt", "log.jsonl"
 
@@ -124,38 +129,6 @@ def full_present(batch: Batch, modalities: tuple[str, ...]) -> dict[str, Tensor]
     return {m: batch.present.get(m, empty) for m in modalities}
 
 
-def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch (CPU and CUDA) RNG states, as tensors and plain values."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
     """Batches of ``loader`` with the seconds spent waiting for each."""
     it = iter(loader)
@@ -166,24 +139,6 @@ def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
         except StopIteration:
             return
         yield batch, time.perf_counter() - t0
-
-
-def read_log(path: Path, *, through_epoch: int | None = None) -> list[dict[str, Any]]:
-    """The epoch records of a run's ``log.jsonl`` (up to ``through_epoch`` if given)."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if through_epoch is None or r["epoch"] <= through_epoch]
-
-
-def write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite ``log.jsonl`` (used on resume to drop epochs after the last checkpoint)."""
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def append_log(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def autocast(device: torch.device, cfg: TrainConfig) -> Any:
