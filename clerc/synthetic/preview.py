@@ -73,6 +73,12 @@ def pick_studies(truth: pd.DataFrame, test: str) -> list[str]:
     return chosen
 
 
+def _caption(ax: object, text: str, width: int, *, centre: bool) -> None:
+    """A report as monospaced text in a panel of its own (top- or centre-aligned)."""
+    ax.text(0, 0.5 if centre else 1, _wrap(text, width), fontsize=7,
+            va="center" if centre else "top", family="monospace")
+
+
 def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(" ".join(str(text).split()), width))
 
@@ -108,14 +114,7 @@ def _video_sheet(
             axes[r, c].set_title(f"t={k / fps:.2f}s", fontsize=7)
             axes[r, c].axis("off")
         axes[r, -1].axis("off")
-        axes[r, -1].text(
-            0,
-            0.5,
-            _wrap(_report(samples, study, modality), 55),
-            fontsize=7,
-            va="center",
-            family="monospace",
-        )
+        _caption(axes[r, -1], _report(samples, study, modality), 55, centre=True)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=80)
@@ -146,14 +145,7 @@ def _ecg_sheet(root: Path, samples: pd.DataFrame, studies: list[str], out: Path)
             ax.grid(alpha=0.3)
             ax.text(0.01, 0.8, lead, transform=ax.transAxes, fontsize=7)
         axes[-1, c].axis("off")
-        axes[-1, c].text(
-            0,
-            1,
-            _wrap(_report(samples, study, "ecg_waveform"), 48),
-            fontsize=7,
-            va="top",
-            family="monospace",
-        )
+        _caption(axes[-1, c], _report(samples, study, "ecg_waveform"), 48, centre=False)
     fig.suptitle("12-lead ECGs (2.5 s of 10 s, mV)")
     fig.tight_layout()
     fig.savefig(out, dpi=70)
@@ -177,14 +169,7 @@ def _cxr_sheet(root: Path, samples: pd.DataFrame, studies: list[str], out: Path)
         axes[0, c].imshow(img, cmap="gray", vmin=0, vmax=255)
         axes[0, c].axis("off")
         axes[1, c].axis("off")
-        axes[1, c].text(
-            0,
-            1,
-            _wrap(_report(samples, study, "cxr_image"), 34),
-            fontsize=7,
-            va="top",
-            family="monospace",
-        )
+        _caption(axes[1, c], _report(samples, study, "cxr_image"), 34, centre=False)
     fig.suptitle("Chest X-rays")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
