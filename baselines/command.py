@@ -16,6 +16,8 @@ MODALITY_CHOICES = ("echo_video", "ecg_waveform", "angio_video", "cxr_image")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clerc.cli import at_least
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     t = sub.add_parser("train", help="train the baselines, then predict the test split",
                        description="train the baselines, then predict the test split")
@@ -29,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="default: every diagnostic modality with labelled samples")
     t.add_argument("--init", action="append", default=[], metavar="ENCODER=PATH",
                    help="start an encoder from pretrained weights (repeatable)")
-    t.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    t.add_argument("--max-steps-per-epoch", type=int, default=None, metavar="N",
+    t.add_argument("--epochs", type=at_least(1), default=None, help="override the config's epochs")
+    t.add_argument("--max-steps-per-epoch", type=at_least(1), default=None, metavar="N",
                    help="cap the training steps of an epoch")
     t.add_argument("--max-gap-days", type=float, default=365.0,
                    help="largest time between a sample and a label of another study")
@@ -45,9 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    from clerc.cli import at_least
+
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available")
-    parser.add_argument("--batch-size", type=int, default=32, help="views per prediction pass")
+    parser.add_argument("--batch-size", type=at_least(1), default=32,
+                        help="views per prediction pass")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

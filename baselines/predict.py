@@ -115,15 +115,14 @@ def predict_runs(runs: str | Path, data: str | Path, *, device: str = "cpu",
     ``runs/predictions.parquet``. Raises when no checkpoint is found."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from clerc.data.manifest import read_manifest
-    from clerc.data.packed import open_store
+    from clerc.data.packed import read_prepared
 
     runs = Path(runs)
     found = [m for m in modalities if (runs / m / "ckpt.pt").is_file()]
     if not found:
         raise FileNotFoundError(f"{runs}: no baseline checkpoints (<modality>/ckpt.pt for "
                                 f"any of {list(modalities)})")
-    manifest, store = read_manifest(data), open_store(data)
+    manifest, store = read_prepared(data)
     frames = []
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=not progress) as bar:

@@ -62,14 +62,13 @@ def train_all(cfg: TrainConfig, data: str | Path, out: str | Path, *,
     """Train the baselines of ``modalities`` (default: every diagnostic modality with
     labelled samples; a named modality without them is an error) into ``out/<modality>/``
     and write ``out/predictions.parquet``."""
-    from clerc.data.manifest import read_manifest
-    from clerc.data.packed import open_store
+    from clerc.data.packed import read_prepared
 
     try:
-        manifest = read_manifest(data)
+        manifest, store = read_prepared(data)
     except FileNotFoundError as exc:
         raise ValueError(f"--data {data}: not a manifest directory ({exc})") from exc
-    store, out = open_store(data), Path(out)
+    out = Path(out)
     chosen = tuple(modalities) if modalities else MODALITIES
     results, skipped = [], {}
     for m in chosen:

@@ -9,7 +9,7 @@ unambiguously.
 
 A sample's label is its study's label when that study is labelled (same ``study_id``,
 task and source modality), else the same patient's label closest in time to the sample
-within ``max_gap`` (:func:`clerc.evaluate.matching.match_nearest`); age is the patient's
+within ``max_gap`` (:func:`clerc.evaluate.matching.study_or_nearest`); age is the patient's
 age at the sample's time (``Manifest.age_at``), sex is 1 for F and 0 for M. Missing
 labels are NaN; the loss masks them.
 """
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from clerc.data.manifest import Manifest
-from clerc.evaluate.matching import match_nearest
+from clerc.evaluate.matching import study_or_nearest
 from clerc.evaluate.registry import DEMOGRAPHIC, TaskDef, load_definitions
 from clerc.modalities import DIAGNOSTIC
 
@@ -97,22 +97,11 @@ def _matched(manifest: Manifest, samples: pd.DataFrame, head: HeadSpec,
              max_gap: timedelta) -> np.ndarray:
     """Same-study label, else the patient's closest label in time within ``max_gap``."""
     lab = manifest.labels
-    lab = lab[(lab["task"] == head.label) & (lab["source_modality"] == head.label_modality)
-              & lab["value"].notna()]
-    by_study = lab[lab["study_id"].notna()].drop_duplicates("study_id")
-    by_study = by_study.set_index("study_id")["value"]
-    out = np.array(by_study.reindex(samples["study_id"].to_numpy()), dtype=float)
-    todo = np.flatnonzero(~np.isfinite(out))
-    if todo.size == 0 or lab.empty:
-        return out
-    rows = pd.DataFrame({"patient_id": samples["patient_id"].astype(str).to_numpy()[todo],
-                         "time": samples["acquired_at"].to_numpy()[todo], "pos": todo})
-    labels = pd.DataFrame({"patient_id": lab["patient_id"].astype(str).to_numpy(),
-                           "time": lab["measured_at"].to_numpy(),
-                           "value": lab["value"].to_numpy(float)})
-    matched, _ = match_nearest(rows, labels, pd.Timedelta(max_gap))
-    out[matched["pos"].to_numpy(int)] = matched["value"].to_numpy(float)
-    return out
+    lab = lab[(lab["task"] == head.label) & (lab["source_modality"] == head.label_modality)]
+    rows = pd.DataFrame({"patient_id": samples["patient_id"].to_numpy(),
+                         "study_id": samples["study_id"].to_numpy(),
+                         "time": samples["acquired_at"].to_numpy()})
+    return study_or_nearest(rows, lab, pd.Timedelta(max_gap))
 
 
 @dataclass(frozen=True)

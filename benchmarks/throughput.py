@@ -74,23 +74,35 @@ def forward_flops(cfg: TrainConfig) -> dict[str, int]:
 
 
 def batches(cfg: TrainConfig, args: argparse.Namespace, device: torch.device) -> Any:
-    """An endless iterator of batches: synthetic, or the training loader's."""
+    """An endless iterator of ``(batch, epoch_start)``: synthetic batches, or the training
+    loader's (``epoch_start`` is True for the first batch of each pass over the loader,
+    whose wait includes starting the worker processes)."""
     if args.data is None:
         batch = synthetic_batch(cfg, cfg.batch_size, pin=device.type == "cuda")
         while True:
-            yield batch
+            yield batch, False
     from clerc.train.data import make_loaders
 
     loader, _ = make_loaders(args.data, cfg, pin_memory=device.type == "cuda")
     epoch = 0
     while True:
         loader.batch_sampler.set_epoch(epoch)
-        yield from loader
+        for i, batch in enumerate(loader):
+            yield batch, i == 0
         epoch += 1
 
 
 def measure(cfg: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
-    """Warm up, count FLOPs, then time ``args.steps`` steps."""
+    """Warm up, count FLOPs, then time ``args.steps`` steps.
+
+    ``data_wait_share`` is the time blocked on the next batch over the timed wall time;
+    ``data_wait_share_steady`` leaves out the first batch of each pass over the loader
+    (worker start-up, paid once per epoch: negligible at the paper's ~10k steps per epoch,
+    not in a short run over a small cohort); ``present_fraction`` is the mean share of rows
+    holding each modality (real batches lack some). On CUDA the steps run asynchronously,
+    so a wait while the device still works through queued kernels counts too: the share
+    is an upper bound on the device's idle time.
+    """
     device = torch.device(args.device)
     torch.manual_seed(cfg.seed)
     model = CLERC(cfg.model).to(device)
@@ -99,41 +111,58 @@ def measure(cfg: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
         channels_last_3d(model)
     net = BatchEncoder(model, cfg.modalities)
     optimizer = make_optimizer(model, cfg)
-    it = batches(cfg, args, device)
-    flops = count_step_flops(net, optimizer, synthetic_batch(cfg, cfg.batch_size, pin=False),
-                             cfg, device)
-    for _ in range(args.warmup):
-        train_step(net, optimizer, next(it), cfg, device, clerc_loss)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    sync()
     fwd = forward_flops(cfg)
     full_fwd = sum(cfg.batch_size * fwd[m] for m in cfg.modalities)
-    wait, t0, rows_fwd = 0.0, time.perf_counter(), 0
-    for _ in range(args.steps):
-        w0 = time.perf_counter()
-        batch = next(it)
-        wait += time.perf_counter() - w0
-        rows_fwd += sum(int(batch.present[m].sum()) * fwd[m] for m in batch.present)
-        train_step(net, optimizer, batch, cfg, device, clerc_loss)
-    sync()
-    seconds = time.perf_counter() - t0
+    counted = count_step_flops(net, optimizer, synthetic_batch(cfg, cfg.batch_size, pin=False),
+                               cfg, device)
+    it = batches(cfg, args, device)
+    try:
+        for _ in range(args.warmup):
+            train_step(net, optimizer, next(it)[0], cfg, device, clerc_loss)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sync()
+        waits: list[tuple[float, bool]] = []
+        rows = {m: 0 for m in cfg.modalities}
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            w0 = time.perf_counter()
+            batch, start = next(it)
+            waits.append((time.perf_counter() - w0, start))
+            for m in batch.present:
+                rows[m] = rows.get(m, 0) + int(batch.present[m].sum())
+            train_step(net, optimizer, batch, cfg, device, clerc_loss)
+        sync()
+        seconds = time.perf_counter() - t0
+    finally:
+        it.close()  # shuts the loader's worker processes down
     step = seconds / args.steps
     # a real batch lacks some modalities: scale the full batch's counted FLOPs by the
     # forward FLOPs of the rows it actually holds
-    flops = flops * rows_fwd / (full_fwd * args.steps)
+    rows_fwd = sum(n * fwd[m] for m, n in rows.items() if m in fwd)
+    flops = counted * rows_fwd / (full_fwd * args.steps)
     peak_mem = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    wait = sum(w for w, _ in waits)
+    start_wait = sum(w for w, s in waits if s)
     return {
         "config": args.config, "device": str(device), "batch_size": cfg.batch_size,
-        "modalities": len(cfg.modalities), "steps": args.steps, "data": args.data,
+        "modalities": len(cfg.modalities), "steps": args.steps, "warmup": args.warmup,
+        "data": args.data,
+        "num_workers": cfg.num_workers if args.data else None,
         "step_seconds": step, "samples_per_s": cfg.batch_size / step,
         "flops_per_step": flops, "flops_per_sample": flops / cfg.batch_size,
+        "step_flops_per_forward_flop": counted / full_fwd,
         "achieved_flops_per_s": flops / step, "peak_flops": args.peak_flops,
         "mfu": flops / step / args.peak_flops, "peak_memory_bytes": int(peak_mem),
         "peak_memory_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
-        "data_wait_share": wait / seconds, "amp": cfg.amp if device.type == "cuda" else "none",
+        "data_wait_share": wait / seconds,
+        "data_wait_share_steady": (wait - start_wait) / max(seconds - start_wait, 1e-12),
+        "epoch_starts_timed": sum(s for _, s in waits),
+        "max_wait_seconds": max(w for w, _ in waits),
+        "present_fraction": {m: n / (cfg.batch_size * args.steps) for m, n in rows.items()},
+        "amp": cfg.amp if device.type == "cuda" else "none",
         "threads": torch.get_num_threads(),
     }
 

@@ -6,7 +6,9 @@ modality, label_modality, metric). A comparison fails when
 - a record is missing on either side,
 - a value became null or stopped being null,
 - a value moved by more than the tolerance of its metric kind (default), or outside the
-  baseline's 95% CI (``--ci-mode``; records without a baseline CI fall back to tolerance).
+  baseline's 95% CI (``--ci-mode``; records without a baseline CI fall back to tolerance),
+- the record's ``n`` (patients scored) changed: the metric then describes another
+  population, and a value within tolerance would hide that (``--allow-n-change`` to accept).
 
 Drift fails in **either** direction by default: a metric that got much better on a seeded
 run means the code changed what it computes, which is as much a surprise as a regression.
@@ -29,7 +31,7 @@ import json
 import math
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 KEY_FIELDS = ("table", "task", "setting", "query_modality", "gallery_modality", "modality",
@@ -109,7 +111,16 @@ def index_records(doc: dict, source: str) -> dict[Key, dict]:
 
 
 def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
-                 ci_mode: bool, worse_only: bool) -> Drift:
+                 ci_mode: bool, worse_only: bool, allow_n_change: bool = False) -> Drift:
+    drift = _compare_values(key, base, new, tolerances, ci_mode, worse_only)
+    nb, nr = base["n"], new["n"]
+    if nb == nr or allow_n_change:
+        return drift
+    return replace(drift, failed=True, reason=f"n changed {nb} → {nr}; {drift.reason}")
+
+
+def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float],
+                    ci_mode: bool, worse_only: bool) -> Drift:
     b, r = base["value"], new["value"]
     if b is None or r is None:
         failed = (b is None) != (r is None)
@@ -136,7 +147,8 @@ def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
 
 
 def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | None = None,
-            ci_mode: bool = False, worse_only: bool = False) -> list[Drift]:
+            ci_mode: bool = False, worse_only: bool = False,
+            allow_n_change: bool = False) -> list[Drift]:
     """One ``Drift`` per key present on either side, in the baseline's order then new keys."""
     tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     base = index_records(baseline, "baseline")
@@ -146,7 +158,8 @@ def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | Non
         if key not in new:
             out.append(Drift(key, rec["value"], None, None, "-", None, True, "missing in results"))
         else:
-            out.append(_compare_one(key, rec, new[key], tol, ci_mode, worse_only))
+            out.append(_compare_one(key, rec, new[key], tol, ci_mode, worse_only,
+                                    allow_n_change))
     out.extend(Drift(key, None, rec["value"], None, "-", None, True, "missing in baseline")
                for key, rec in new.items() if key not in base)
     return out
@@ -221,6 +234,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fail when a value leaves the baseline's 95%% CI instead")
     parser.add_argument("--worse-only", action="store_true",
                         help="fail only on movement in the worse direction")
+    parser.add_argument("--allow-n-change", action="store_true",
+                        help="do not fail a record whose n (patients scored) changed")
     parser.add_argument("--update", action="store_true",
                         help="rewrite the baseline with these results (after printing drift)")
 
@@ -232,6 +247,10 @@ def _load(path: Path, what: str) -> dict:
         raise ValueError(f"{what} {path} does not exist") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{what} {path} is not valid JSON: {err}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not a text (JSON) file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path} is a directory, not a results.json") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -240,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
         baseline = {"records": []} if args.update and not args.baseline.exists() \
             else _load(args.baseline, "baseline")
         drifts = compare(baseline, results, tolerances=parse_tolerances(args.tolerance),
-                         ci_mode=args.ci_mode, worse_only=args.worse_only)
+                         ci_mode=args.ci_mode, worse_only=args.worse_only,
+                         allow_n_change=args.allow_n_change)
     except ValueError as err:
         print(f"clerc gate: {err}", file=sys.stderr)
         return 2

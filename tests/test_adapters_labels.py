@@ -198,6 +198,18 @@ def test_account_counts_examples_and_json(tmp_path) -> None:
     assert data["settings"] == {"seed": 1}
 
 
+def test_account_shows_rows_read_live_per_source() -> None:
+    from rich.progress import Progress
+
+    progress = Progress(disable=True)
+    acc = Account("demo", progress=progress)
+    acc.read("a.csv", 3)
+    acc.read("b.csv")
+    acc.read("a.csv")
+    shown = {t.description: t.completed for t in progress.tasks}
+    assert shown == {"reading a.csv": 4, "reading b.csv": 1}
+
+
 def test_gap_filter_counts_what_it_drops() -> None:
     t = pd.Timestamp("2180-01-01")
     samples = samples_frame([

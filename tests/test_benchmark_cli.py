@@ -97,6 +97,23 @@ def test_embeddings_without_the_prompts_are_refused(run_dir, tmp_path, capsys):
     assert code == 2 and "Atrial fibrillation." in capsys.readouterr().err
 
 
+def test_bad_inputs_fail_before_any_stage(run_dir, tmp_path, capsys):
+    common = ["benchmark", "--embeddings", str(run_dir / "emb.npz"), "--data",
+              str(run_dir / "data"), "--bootstrap", "0", "--no-report"]
+    assert main([*common, "--supervised", str(tmp_path / "none.parquet"),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "--supervised" in err and "none.parquet" in err.replace(" ", "")
+    assert "stage" not in err
+    (tmp_path / "file").write_text("")
+    assert main([*common, "--out", str(tmp_path / "file" / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "cannot create the output directory" in err and "stage" not in err
+    with pytest.raises(SystemExit):
+        main([*common, "--bootstrap", "-1"])
+    assert "--bootstrap: expected a number >= 0, got '-1'" in capsys.readouterr().err
+
+
 def test_default_cohort_is_synthesised_once(tmp_path, monkeypatch):
     calls = []
 

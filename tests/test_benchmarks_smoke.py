@@ -108,3 +108,34 @@ def test_gpu_check_pieces_on_cpu() -> None:
     text = markdown(res)
     assert "Retrieval N = 300" in text and "Embedding: failed" in text
     json.dumps(res)
+
+
+def test_gpu_check_runs_every_part_on_cpu(tmp_path) -> None:
+    """The H200 script end to end at --quick sizes: every part yields numbers, no errors."""
+    from benchmarks.gpu_check import PARTS, failed_parts, main
+
+    work = tmp_path / "work"
+    assert main(["--device", "cpu", "--quick", "--out", str(tmp_path / "out"),
+                 "--work", str(work)]) == 0
+    res = json.loads((tmp_path / "out" / "gpu_results.json").read_text())
+    assert failed_parts(res) == []
+    assert set(PARTS) <= set(res) and set(PARTS) <= set(res["part_seconds"])
+    assert res["cohort"]["packed_samples"] > 0
+    assert res["cohort"]["samples_per_modality"].get("angio_video", 0) > 0
+    assert all(t["samples_per_s"] > 0 and t["mfu"] > 0 for t in res["training"])
+    real = res["training_real"]
+    assert all(r["samples_per_s"] > 0 and r["num_workers"] >= 1 for r in real["loader"])
+    m = real["measure"]
+    assert m["data"] and m["num_workers"] >= 1 and m["samples_per_s"] > 0 and m["mfu"] > 0
+    assert 0 <= m["data_wait_share"] < 1 and 0 <= m["data_wait_share_steady"] < 1
+    assert 2 < m["step_flops_per_forward_flop"] < 4
+    run = res["train_run"]
+    assert [e["epoch"] for e in run["log"]] == [0, 1]
+    assert all(e["samples_per_s"] > 0 and 0 <= e["data_wait_share"] < 1
+               and e["mfu_estimate"] > 0 for e in run["log"])
+    assert {"ckpt.pt", "last.pt"} <= set(run["checkpoint_bytes"])
+    assert res["retrieval"]["rank_mismatches_vs_cpu"] == 0
+    assert len(res["embedding"]) == 5 and all(e["samples_per_s"] > 0 for e in res["embedding"])
+    text = (tmp_path / "out" / "gpu_results.md").read_text()
+    assert "Real loader batches" in text and "`clerc.train` run" in text
+    assert "failed" not in text

@@ -99,3 +99,25 @@ def test_foreign_and_missing_files_are_named(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "nocfg.pt", {"model": {}}, {"config": {}})
     with pytest.raises(CheckpointError, match="no config.model"):
         load_model(tmp_path / "nocfg.pt")
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_in_one_line(tmp_path):
+    path = tmp_path / "samples.parquet"
+    path.write_bytes(b"PAR1" + bytes(100))
+    with pytest.raises(CheckpointError, match=r"samples\.parquet: not a checkpoint") as err:
+        load_checkpoint(path)
+    assert "weights_only" not in str(err.value) and len(str(err.value)) < 200
+
+
+def test_a_baseline_or_mismatched_checkpoint_is_named_briefly(model: CLERC, tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "base.pt", {"model": {"w": torch.ones(1)}},
+                    {"kind": "baseline", "config": {"model": model.cfg.to_dict()}})
+    with pytest.raises(CheckpointError, match=r"base\.pt: a supervised baseline checkpoint"):
+        load_model(tmp_path / "base.pt")
+    sd = dict(model.state_dict())
+    sd["heads.x.weight"] = torch.ones(1)
+    del sd["logit_scale"]
+    save_checkpoint(tmp_path / "odd.pt", {"model": sd}, _header(model.cfg))
+    with pytest.raises(CheckpointError, match=r"1 missing keys \(first 'logit_scale'\), "
+                                              r"1 unexpected keys \(first 'heads.x.weight'\)"):
+        load_model(tmp_path / "odd.pt")

@@ -42,6 +42,16 @@ def test_embeddings_validate_shapes(tmp_path):
         emb.prompt_vector("no such prompt")
 
 
+def test_load_names_a_file_that_is_not_embeddings(tmp_path):
+    parquet = tmp_path / "samples.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(parquet)
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    for f in (parquet, tmp_path / "one.npy", tmp_path / "other.npz"):
+        with pytest.raises(ValueError, match=rf"{f.name}: not an embeddings file"):
+            Embeddings.load(f)
+
+
 def _media(root, m):
     for p in m.samples["path"].dropna():
         f = root / p

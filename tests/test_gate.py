@@ -163,6 +163,12 @@ def test_unreadable_input_is_named(tmp_path, base, capsys):
     code = cli.main(["gate", "--baseline", str(tmp_path / "nope.json"), "--results", str(r)])
     assert code == 2
     assert "nope.json does not exist" in capsys.readouterr().err
+    binary = tmp_path / "ckpt.pt"
+    binary.write_bytes(b"\x80\x02\xff\xfe")
+    assert cli.main(["gate", "--baseline", str(binary), "--results", str(r)]) == 2
+    assert "ckpt.pt is not a text (JSON) file" in capsys.readouterr().err
+    assert cli.main(["gate", "--baseline", str(tmp_path), "--results", str(r)]) == 2
+    assert "is a directory" in capsys.readouterr().err
 
 
 def test_duplicate_key_is_an_error(base):
@@ -186,3 +192,13 @@ def test_markup_in_names_is_printed_literally(tmp_path, base, capsys):
     _find(odd, **ECHO_LVEF_R2)["task"] = "[bold]lvef[/bold]"
     assert _gate(tmp_path, base, odd) == 1
     assert "[bold]lvef[/bold]" in capsys.readouterr().out
+
+
+def test_a_changed_n_fails_even_with_the_same_value(tmp_path, base, capsys):
+    results = copy.deepcopy(base)
+    record = _find(results, **ECHO_LVEF_R2)
+    record["n"] = record["n"] - 3
+    assert _gate(tmp_path, base, results) == 1
+    out = capsys.readouterr().out
+    assert "n changed" in out and "lvef" in out and "1 failed" in out
+    assert _gate(tmp_path, base, results, "--allow-n-change") == 0

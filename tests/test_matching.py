@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clerc.evaluate.matching import closest_pairs, match_nearest
+from clerc.evaluate.matching import closest_pairs, match_nearest, study_or_nearest
 
 T0 = pd.Timestamp("2020-01-01")
 
@@ -123,3 +123,43 @@ def test_match_nearest_errors_name_the_problem() -> None:
     same = pd.DataFrame({"patient_id": ["a", "a"], "time": [T0, T0], "value": [1.0, 1.0]})
     matched, dropped = match_nearest(rows, same, pd.Timedelta(0))
     assert matched["value"].tolist() == [1.0] and dropped == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_study_or_nearest_matches_a_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    day = pd.Timedelta(days=1)
+    n_rows, n_labels, max_gap = 40, 30, 4 * day
+    rows = pd.DataFrame({"patient_id": rng.integers(0, 5, n_rows).astype(str),
+                         "study_id": [f"s{i}" for i in rng.integers(0, 60, n_rows)],
+                         "time": T0 + pd.to_timedelta(rng.integers(0, 30, n_rows), unit="D")})
+    study = [f"s{i}" if rng.random() < 0.5 else None for i in rng.permutation(60)[:n_labels]]
+    labels = pd.DataFrame({"patient_id": rng.integers(0, 5, n_labels).astype(str),
+                           "study_id": pd.array(study, dtype="string"),
+                           "measured_at": T0 + pd.to_timedelta(rng.permutation(30)[:n_labels],
+                                                               unit="D"),
+                           "value": rng.normal(size=n_labels)})
+    got = study_or_nearest(rows, labels, max_gap)
+    for i, r in enumerate(rows.itertuples()):
+        same = labels[labels.study_id == r.study_id]
+        if len(same):
+            assert got[i] == same.value.iloc[0]
+            continue
+        mine = labels[labels.patient_id == r.patient_id]
+        gaps = (mine.measured_at - r.time).abs()
+        ok = mine[gaps <= max_gap]
+        if ok.empty:
+            assert np.isnan(got[i])
+            continue
+        best = ok.assign(gap=gaps[gaps <= max_gap]).sort_values(["gap", "measured_at"]).iloc[0]
+        assert got[i] == best.value
+
+
+def test_study_or_nearest_refuses_two_values_for_one_study() -> None:
+    rows = pd.DataFrame({"patient_id": ["a"], "study_id": ["s1"], "time": [T0]})
+    labels = pd.DataFrame({"patient_id": ["a", "a"], "study_id": ["s1", "s1"],
+                           "measured_at": [T0, T0 + pd.Timedelta(days=1)], "value": [40.0, 60.0]})
+    with pytest.raises(ValueError, match="study 's1'.*clerc validate"):
+        study_or_nearest(rows, labels, pd.Timedelta(days=1))
+    same = labels.assign(value=50.0)
+    assert study_or_nearest(rows, same, pd.Timedelta(days=1)).tolist() == [50.0]

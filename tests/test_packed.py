@@ -11,7 +11,7 @@ import pytest
 
 from clerc.cli import main
 from clerc.data.manifest import read_manifest, write_manifest
-from clerc.data.packed import PackedStore, open_store, prepare
+from clerc.data.packed import PackedStore, open_store, prepare, read_prepared
 from clerc.data.readers import load_sample
 from clerc.data.transforms import to_native
 from tests.test_readers import ecg_signal, moving_square_video, write_avi, write_wfdb
@@ -105,13 +105,22 @@ def test_bad_sample_fails_unless_skip_bad(tmp_path, capsys):
     assert "echo1.avi" in err and "1 failed" in err
     assert open_store(root) is None  # no index until every shard is finished
     assert main(["prepare", str(root), "--shard-size", "2", "--skip-bad"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "failed.parquet" in err and "leave them out" in err  # says what happens next
     store = open_store(root)
     assert "s4" not in store and "s0" in store and len(store) == 8
     failed = pd.read_parquet(root / "packed" / "failed.parquet")
     assert failed["sample_id"].tolist() == ["s4"]
+    said: list[str] = []
+    every = len(read_manifest(root).samples)
+    manifest, store = read_prepared(root, log=said.append)  # what train/embed/baselines see
+    assert "s4" not in set(manifest.samples["sample_id"]) and len(manifest.samples) == every - 1
+    assert len(said) == 1 and said[0].startswith("1 samples") and "failed.parquet" in said[0]
     write_avi(root / "echo1.avi", moving_square_video(n=11, h=112, w=112))
     report = prepare(root, shard_size=2, progress=False)  # without skip_bad: retried
     assert report.complete and not report.failures and "s4" in open_store(root)
+    manifest, _ = read_prepared(root, log=said.append)
+    assert "s4" in set(manifest.samples["sample_id"]) and len(said) == 1
 
 
 def test_workers_and_out_dir(tmp_path):

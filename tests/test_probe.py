@@ -114,3 +114,45 @@ def test_probe_errors_name_the_problem() -> None:
     probe = fit_probe("regression", x, y.astype(float), x, y.astype(float), alphas=[1.0])
     with pytest.raises(ValueError, match="expects 4 features"):
         probe.predict(x[:, :2])
+
+
+def test_nan_error_names_the_first_bad_row() -> None:
+    x, y = _planted_regression(6, 40, 6)
+    x[17, 2] = np.inf
+    with pytest.raises(ValueError, match="X_train contains NaN or infinite values.*row 17"):
+        fit_probe("regression", x, y, x[:10] * 0 + 1, y[:10])
+
+
+@pytest.mark.parametrize("chunk", [13, 65_536])
+def test_standardised_ridge_path_equals_the_path_on_standardised_x(chunk, monkeypatch) -> None:
+    monkeypatch.setattr(probe_module, "_ROW_CHUNK", chunk)
+    x, y = _planted_regression(7, 90, 8)
+    x = x.astype(np.float32)
+    mean, scale = probe_module._standardise(x)
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(0), rtol=1e-12)
+    np.testing.assert_allclose(scale, x.astype(np.float64).std(0), rtol=1e-10)
+    alphas = np.logspace(-2, 3, 6)
+    got = ridge_path(x, y, alphas, standardise=(mean, scale))
+    want = ridge_path((x.astype(np.float64) - mean) / scale, y, alphas)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10)
+
+
+def test_regression_probe_never_copies_float32_features_to_float64(monkeypatch) -> None:
+    import tracemalloc
+
+    monkeypatch.setattr(probe_module, "_ROW_CHUNK", 4096)
+    rng = np.random.default_rng(8)
+    n, d = 200_000, 32
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    y = x[:, 0].astype(np.float64) + rng.normal(size=n)
+    xv, yv = x[:500], y[:500]
+    tracemalloc.start()
+    try:
+        probe = fit_probe("regression", x, y, xv, yv)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert probe.val_score > 0.4
+    one_copy = n * d * 8  # 51 MB: what one float64 copy of X would take
+    assert peak < 0.25 * one_copy, f"peak {peak / 1e6:.1f} MB"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ from jinja2 import UndefinedError
 
 from clerc import cli
 from clerc.report.html import PAGES, environment, load_predictions, load_results, render
-from clerc.report.plots import parse_cell
+from clerc.report.plots import parse_cell, roc_curves
 from clerc.report.tables import Notes, fmt_ci, fmt_count, fmt_value, scale_colour
 from tests.fixtures_results import make_predictions, make_results, write_fixture
 
@@ -222,6 +223,27 @@ def test_bad_inputs_are_named(tmp_path):
         tmp_path / "p.parquet")
     with pytest.raises(ValueError, match="unknown kind \\['odd'\\]"):
         load_predictions(tmp_path / "p.parquet")
+
+
+def test_results_that_are_not_json_text_are_named(tmp_path):
+    (tmp_path / "r.json").write_bytes(b"PAR1\x90\xff")
+    with pytest.raises(ValueError, match="r.json is not valid JSON"):
+        load_results(tmp_path / "r.json")
+    with pytest.raises(ValueError, match="is a directory"):
+        load_results(tmp_path)
+    (tmp_path / "l.json").write_text("[]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        load_results(tmp_path / "l.json")
+
+
+def test_roc_panel_with_one_class_only_warns_nothing():
+    cell = "table4|rbbb|linear_probe|||ecg_waveform|ecg_waveform"
+    pred = pd.DataFrame({"cell": [cell] * 4, "kind": ["binary"] * 4,
+                         "y_true": [1.0] * 4, "y_score": [0.1, 0.2, 0.3, 0.4]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot = roc_curves(pred)
+    assert plot is not None and "one class only" in plot.svg
 
 
 def test_cli_report(tmp_path, capsys):

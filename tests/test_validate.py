@@ -10,7 +10,7 @@ import pytest
 
 from clerc.cli import main
 from clerc.data.manifest import read_manifest, write_manifest
-from clerc.data.validate import Problem, summarise, validate_manifest
+from clerc.data.validate import Problem, summarise, unknown_label_tasks, validate_manifest
 
 
 def write_valid(root: Path) -> Path:
@@ -128,6 +128,11 @@ def test_missing_table_and_column(tmp_path):
     assert ("labels", None, None) in found and ("samples", None, "split") in found
 
 
+def test_missing_directory_is_one_problem(tmp_path):
+    (p,) = validate_manifest(tmp_path / "nope")
+    assert p.value == str(tmp_path / "nope") and p.message == "no such directory"
+
+
 def test_wfdb_record_path_checks_header(tmp_path):
     root = write_valid(tmp_path)
     edit(root, "samples", set_cell(2, "path", "records/r1"))
@@ -162,3 +167,45 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["validate", str(root), "--deep"]) == 1
     out = capsys.readouterr().out
     assert "holdout" in out and "invalid split" in out
+
+
+def test_read_manifest_names_a_missing_column_and_a_bad_file(tmp_path):
+    root = write_valid(tmp_path)
+    edit(root, "samples", lambda df: df.rename(columns={"modality": "Modality"}))
+    with pytest.raises(ValueError, match=r"samples\.parquet: required column 'modality' "
+                                         r"missing \(found 'Modality'\)"):
+        read_manifest(root)
+    (root / "labels.parquet").write_text("task,value\nlvef,55\n")
+    edit(root, "samples", lambda df: df.rename(columns={"Modality": "modality"}))
+    with pytest.raises(ValueError, match=r"labels\.parquet: cannot read Parquet"):
+        read_manifest(root)
+
+
+def test_binary_label_values_and_unknown_label_tasks(tmp_path, capsys):
+    root = write_valid(tmp_path)
+    edit(root, "labels", set_cell(1, "value", 2.0))  # rbbb = 2
+    (p,) = validate_manifest(root)
+    assert (p.table, p.row, p.column, p.value) == ("labels", 1, "value", "2.0")
+    assert "rbbb is a binary task" in p.message
+    edit(root, "labels", lambda df: df.assign(value=[55.0, 1.0], task=["LVEF", "rbbb"]))
+    assert validate_manifest(root) == []  # a task name of one's own is not an error
+    (w,) = unknown_label_tasks(read_manifest(root))
+    assert "'LVEF' (1 rows)" in w and "did you mean 'lvef'" in w
+    assert main(["validate", str(root)]) == 0
+    assert "did you mean 'lvef'" in " ".join(capsys.readouterr().out.split())  # rich wraps
+
+
+def test_conflicting_labels_are_located(tmp_path):
+    root = write_valid(tmp_path)
+    # row 2: same study as row 0, another LVEF -> conflict; row 3: an exact repeat -> fine;
+    # row 4: p2's RBBB at the same time as row 1 with another value -> conflict
+    edit(root, "labels", lambda df: pd.concat([df, pd.DataFrame({
+        "patient_id": ["p1", "p1", "p2"], "study_id": ["st0", "st0", None],
+        "task": ["lvef", "lvef", "rbbb"], "value": [35.0, 55.0, 0.0],
+        "measured_at": pd.to_datetime(["2020-01-01", "2020-01-01", "2020-01-04"]),
+        "source_modality": ["echo_video", "echo_video", "ecg_waveform"]})], ignore_index=True))
+    problems = [p for p in validate_manifest(root) if "conflicts" in p.message]
+    assert {(p.row, p.value) for p in problems} == {(2, "35.0"), (4, "0.0")}
+    by_row = {p.row: p.message for p in problems}
+    assert "row 0" in by_row[2] and "same study" in by_row[2]
+    assert "row 1" in by_row[4] and "same measured_at" in by_row[4]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _non_negative(text: str) -> float:
@@ -47,8 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"),
+               TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn())
     try:
-        out = _adapt(args)
+        with Progress(*columns, transient=True) as progress:  # rows read so far, per source
+            out = _adapt(args, progress)
     except (ValueError, FileNotFoundError) as exc:
         print(f"clerc adapt {args.dataset}: {exc}", file=sys.stderr)
         return 2
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adapt(args: argparse.Namespace) -> Path:
+def _adapt(args: argparse.Namespace, progress: Any = None) -> Path:
     if args.dataset == "mimic":
         from clerc.adapters.mimic import MimicOptions, adapt_mimic
 
@@ -64,11 +70,11 @@ def _adapt(args: argparse.Namespace) -> Path:
                             cxr_reports=args.cxr_reports, echo=args.echo, hosp=args.hosp,
                             max_gap_days=args.max_gap_days, seed=args.seed,
                             uncertain=args.uncertain, all_views=args.all_views)
-        return adapt_mimic(opts)
+        return adapt_mimic(opts, progress=progress)
     if args.dataset == "echonet":
         from clerc.adapters.echonet import adapt_echonet
 
-        return adapt_echonet(args.root, args.out)
+        return adapt_echonet(args.root, args.out, progress=progress)
     from clerc.adapters.ptbxl import adapt_ptbxl
 
-    return adapt_ptbxl(args.root, args.out)
+    return adapt_ptbxl(args.root, args.out, progress=progress)

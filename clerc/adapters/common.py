@@ -69,18 +69,25 @@ class SourceTally:
 class Account:
     """Rows read, kept and dropped (with reasons) per source, plus the run's settings."""
 
-    def __init__(self, dataset: str, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, dataset: str, settings: Mapping[str, Any] | None = None, *,
+                 progress: Any = None) -> None:
         self.dataset = dataset
         self.settings: dict[str, Any] = dict(settings or {})
         self.notes: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
         self.sources: dict[str, SourceTally] = {}
+        self.progress = progress  # a rich Progress: one live row counter per source
+        self._bars: dict[str, Any] = {}
 
     def _tally(self, source: str) -> SourceTally:
         return self.sources.setdefault(source, SourceTally())
 
     def read(self, source: str, n: int = 1) -> None:
         self._tally(source).read += n
+        if self.progress is not None:
+            if source not in self._bars:
+                self._bars[source] = self.progress.add_task(f"reading {source}", total=None)
+            self.progress.advance(self._bars[source], n)
 
     def keep(self, source: str, n: int = 1) -> None:
         self._tally(source).kept += n

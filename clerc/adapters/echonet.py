@@ -11,6 +11,7 @@ unknown splits are dropped and counted.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -81,12 +82,13 @@ def read_echonet(root: Path, account: Account) -> tuple[list, list, dict]:
     return samples, labels, splits
 
 
-def adapt_echonet(root: str | Path, out: str | Path, *, quiet: bool = False) -> Path:
+def adapt_echonet(root: str | Path, out: str | Path, *, quiet: bool = False,
+                  progress: Any = None) -> Path:
     """Write the manifest and account.json for an EchoNet-Dynamic copy at ``root``."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
-    account = Account("echonet", {"root": str(root), "out": str(out)})
+    account = Account("echonet", {"root": str(root), "out": str(out)}, progress=progress)
     account.notes["time"] = f"no acquisition times in EchoNet: all at {PLACEHOLDER_TIME.date()}"
     account.notes["demographics"] = "none in EchoNet: sex <NA>, anchor_age NaN"
     sample_rows, label_rows, splits = read_echonet(root, account)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -76,12 +77,12 @@ def read_parts(opts: MimicOptions, account: Account) -> list[Part]:
     return parts
 
 
-def adapt_mimic(opts: MimicOptions, *, quiet: bool = False) -> Path:
+def adapt_mimic(opts: MimicOptions, *, quiet: bool = False, progress: Any = None) -> Path:
     """Write the manifest and account.json for the MIMIC modules in ``opts``."""
     from clerc.adapters.mimic_hosp import read_patients
 
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
-    account = Account("mimic", settings)
+    account = Account("mimic", settings, progress=progress)
     account.notes["study_ids"] = "prefixed per module (ecg:, cxr:, echo:); joined on subject_id"
     account.notes["chexpert_rule"] = (f"1 -> 1, 0 -> 0, -1 (uncertain) -> {opts.uncertain}, "
                                       "blank (unmentioned) -> dropped")

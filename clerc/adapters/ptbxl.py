@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -154,12 +155,13 @@ def _patients(records: list[dict], account: Account) -> tuple[pd.DataFrame, dict
                                        "race"]), folds
 
 
-def adapt_ptbxl(root: str | Path, out: str | Path, *, quiet: bool = False) -> Path:
+def adapt_ptbxl(root: str | Path, out: str | Path, *, quiet: bool = False,
+                progress: Any = None) -> Path:
     """Write the manifest and account.json for a PTB-XL copy at ``root``."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
-    account = Account("ptbxl", {"root": str(root), "out": str(out)})
+    account = Account("ptbxl", {"root": str(root), "out": str(out)}, progress=progress)
     account.notes["scp_rule"] = "code present in scp_codes (any likelihood, 0 = unknown) -> 1"
     path = root / DATABASE
     df = read_csv(path)

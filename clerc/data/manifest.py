@@ -8,6 +8,7 @@ allowed). See ``docs/CONTRACTS.md`` for the full schema.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,13 @@ SCHEMA: dict[str, dict[str, str]] = {
 }
 
 TABLES: tuple[str, ...] = tuple(SCHEMA)
+
+#: Columns a table may lack (samples needs at least one of path and text).
+OPTIONAL_COLUMNS: dict[str, set[str]] = {
+    "samples": {"path", "text", "study_id"},
+    "labels": {"study_id", "measured_at"},
+    "patients": {"race"},
+}
 
 
 @dataclass(frozen=True)
@@ -116,15 +124,31 @@ def write_manifest(root: str | Path, samples: pd.DataFrame, labels: pd.DataFrame
 
 
 def read_manifest(root: str | Path) -> Manifest:
-    """Load a manifest directory; a missing table names the file that is missing."""
+    """Load a manifest directory; a missing table, an unreadable file or a missing required
+    column is an error naming the file (and the column)."""
     root = Path(root)
     tables = {}
     for name in TABLES:
         f = root / f"{name}.parquet"
         if not f.is_file():
             raise FileNotFoundError(f"{f}: manifest table {name!r} not found")
-        tables[name] = coerce(name, pd.read_parquet(f))
+        tables[name] = coerce(name, _read_table(f, name))
     return Manifest(root=root, **tables)
+
+
+def _read_table(f: Path, name: str) -> pd.DataFrame:
+    """One raw table; refuses a file that is not Parquet or lacks a required column."""
+    try:
+        df = pd.read_parquet(f)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise ValueError(f"{f}: cannot read Parquet: {exc}") from exc
+    for col in SCHEMA[name]:
+        if col not in df.columns and col not in OPTIONAL_COLUMNS[name]:
+            close = difflib.get_close_matches(col, [str(c) for c in df.columns], n=1, cutoff=0.6)
+            hint = f" (found {close[0]!r})" if close else ""
+            raise ValueError(f"{f}: required column {col!r} missing{hint}; "
+                             f"`clerc validate {f.parent}` lists every problem")
+    return df
 
 
 def manifest_hash(root: str | Path) -> str:

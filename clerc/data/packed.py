@@ -281,13 +281,48 @@ def open_store(root: str | Path) -> PackedStore | None:
     return PackedStore(directory) if (directory / INDEX).is_file() else None
 
 
+def failed_ids(root: str | Path) -> set[str]:
+    """Sample ids ``clerc prepare --skip-bad`` could not decode (``root/packed/failed.parquet``)."""
+    path = Path(root) / "packed" / FAILED
+    if not path.is_file() or not (Path(root) / "packed" / INDEX).is_file():
+        return set()
+    return set(pd.read_parquet(path, columns=["sample_id"])["sample_id"].astype(str))
+
+
+def read_prepared(root: str | Path,
+                  log: Callable[[str], None] | None = None) -> tuple[Manifest, PackedStore | None]:
+    """The manifest of ``root`` and its packed store (None if not prepared).
+
+    Samples that ``clerc prepare --skip-bad`` could not decode are left out of the
+    manifest's samples (training, embedding and baselines never see them), and ``log``
+    (default: stderr) says how many and where they are listed.
+    """
+    import dataclasses
+    import sys
+
+    from clerc.data.manifest import read_manifest
+
+    manifest, store = read_manifest(root), open_store(root)
+    bad = failed_ids(root)
+    if not bad:
+        return manifest, store
+    keep = ~manifest.samples["sample_id"].astype(str).isin(bad).to_numpy()
+    say = log or (lambda text: print(text, file=sys.stderr))
+    say(f"{int((~keep).sum())} samples that `clerc prepare --skip-bad` could not decode are "
+        f"left out (listed in {Path(root) / 'packed' / FAILED})")
+    samples = manifest.samples[keep].reset_index(drop=True)
+    return dataclasses.replace(manifest, samples=samples), store
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clerc.cli import at_least
+
     parser.add_argument("dir", type=Path, help="manifest directory")
     parser.add_argument("--out", type=Path, default=None, help="output (default DIR/packed)")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out samples that fail to decode instead of failing")
-    parser.add_argument("--workers", type=int, default=1, help="decoding processes")
-    parser.add_argument("--shard-size", type=int, default=256, help="samples per shard")
+    parser.add_argument("--workers", type=at_least(1), default=1, help="decoding processes")
+    parser.add_argument("--shard-size", type=at_least(1), default=256, help="samples per shard")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -311,4 +346,9 @@ def run(args: argparse.Namespace) -> int:
     if report.failures and not args.skip_bad:
         console.print("index not written; fix the files or re-run with --skip-bad")
         return 1
+    if report.failures:
+        out = args.out if args.out is not None else args.dir / "packed"
+        console.print(f"skipped samples are listed in {out / FAILED}; training, embedding "
+                      "and the baselines leave them out until they are fixed and `clerc "
+                      "prepare` runs again", markup=False)
     return 0

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clerc.data.manifest import SCHEMA, SPLITS, TABLES, Manifest, read_manifest
+from clerc.data.manifest import (
+    OPTIONAL_COLUMNS,
+    SCHEMA,
+    SPLITS,
+    TABLES,
+    Manifest,
+    read_manifest,
+)
 from clerc.modalities import DIAGNOSTIC, MODALITY_NAMES, get_modality
-
-#: Columns a table may lack (samples needs at least one of path and text).
-OPTIONAL: dict[str, set[str]] = {
-    "samples": {"path", "text", "study_id"},
-    "labels": {"study_id", "measured_at"},
-    "patients": {"race"},
-}
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def _read_raw(root: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
         except Exception as exc:  # pyarrow raises several types for a corrupt file
             problems.append(Problem(name, None, None, str(f), f"cannot read Parquet: {exc}"))
             continue
-        missing = [c for c in SCHEMA[name] if c not in df.columns and c not in OPTIONAL[name]]
+        missing = [c for c in SCHEMA[name]
+                   if c not in df.columns and c not in OPTIONAL_COLUMNS[name]]
         problems += [Problem(name, None, c, None, "required column missing") for c in missing]
         if name == "samples" and "path" not in df.columns and "text" not in df.columns:
             problems.append(Problem(name, None, "path", None,
@@ -198,8 +199,44 @@ def _unknown_patients(table: str, df: pd.DataFrame, known: set[str]) -> Iterator
 
 
 # --------------------------------------------------------------------------- labels, patients
+def _label_kinds() -> dict[str, str]:
+    """label task -> kind (binary | regression), from the packaged task definitions."""
+    from clerc.evaluate.registry import load_definitions
+
+    return {d.label: d.kind for d in load_definitions()}
+
+
+def _check_binary_values(df: pd.DataFrame) -> Iterator[Problem]:
+    """A label of a binary task must be 0 or 1 (``1.0`` counts; ``2`` or ``0.7`` do not)."""
+    if "task" not in df.columns or "value" not in df.columns:
+        return
+    kinds = _label_kinds()
+    values = pd.to_numeric(df["value"], errors="coerce").astype("float64").to_numpy()
+    for i, task in enumerate(df["task"].astype("string")):
+        v = values[i]
+        if not pd.isna(task) and kinds.get(task) == "binary" and np.isfinite(v) \
+                and v not in (0.0, 1.0):
+            yield Problem("labels", i, "value", _show(df["value"].iloc[i]),
+                          f"{task} is a binary task: expected 0 or 1")
+
+
+def unknown_label_tasks(manifest: Manifest) -> list[str]:
+    """One warning per label task that no task definition reads (scoring ignores its rows)."""
+    kinds = _label_kinds()
+    counts = manifest.labels["task"].dropna().value_counts()
+    out = []
+    for task, n in counts.items():
+        if task not in kinds:
+            close = difflib.get_close_matches(str(task).lower(), list(kinds), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append(f"labels task {task!r} ({n} rows) is not read by any task definition"
+                       f"{hint}; scoring ignores it unless a --tasks-file defines it")
+    return out
+
+
 def _check_labels(df: pd.DataFrame, known_patients: set[str] | None) -> Iterator[Problem]:
     yield from _missing_ids("labels", df, ("patient_id", "task"))
+    yield from _check_binary_values(df)
     if known_patients is not None and "patient_id" in df.columns:
         yield from _unknown_patients("labels", df, known_patients)
     if "value" in df.columns:
@@ -215,6 +252,32 @@ def _check_labels(df: pd.DataFrame, known_patients: set[str] | None) -> Iterator
                 yield Problem("labels", i, "source_modality", _show(m),
                               f"expected a diagnostic modality: {', '.join(DIAGNOSTIC)}")
     yield from _times("labels", df, "measured_at", required=False)
+    yield from _conflicting_labels(df)
+
+
+def _conflicting_labels(df: pd.DataFrame) -> Iterator[Problem]:
+    """Two values of one task (same source) for one study, or for one patient at one time:
+    evaluation could not tell which is the label."""
+    base = ["patient_id", "task", "source_modality"]
+    if not set(base) | {"value"} <= set(df.columns):
+        return
+    value = pd.to_numeric(df["value"], errors="coerce")
+    reported: set[int] = set()
+    for col in ("study_id", "measured_at"):
+        if col not in df.columns:
+            continue
+        keys = df[[*base, col]].astype("string").assign(number=value, row=np.arange(len(df)))
+        keys = keys[keys[col].notna() & keys["number"].notna()]
+        first = keys.drop_duplicates([*base, col]).set_index([*base, col])["row"]
+        seen = keys.drop_duplicates([*base, col, "number"])
+        for rec in seen[seen.duplicated([*base, col])].to_dict("records"):
+            if rec["row"] in reported:
+                continue
+            reported.add(rec["row"])
+            origin = int(first[tuple(rec[c] for c in (*base, col))])
+            yield Problem("labels", int(rec["row"]), "value", _show(rec["number"]),
+                          f"conflicts with row {origin}: another value of task "
+                          f"{rec['task']!r} for the same {col.removesuffix('_id')}")
 
 
 def _check_patients(df: pd.DataFrame) -> Iterator[Problem]:
@@ -242,6 +305,8 @@ def _check_patients(df: pd.DataFrame) -> Iterator[Problem]:
 def validate_manifest(root: str | Path, *, deep: bool = False) -> list[Problem]:
     """Every problem of the manifest in ``root`` (empty list = valid)."""
     root = Path(root)
+    if not root.is_dir():
+        return [Problem("manifest", None, None, str(root), "no such directory")]
     tables, problems = _read_raw(root)
     patients = tables.get("patients")
     known = None
@@ -347,5 +412,8 @@ def run(args: argparse.Namespace) -> int:
                           p.value or "", p.message)
         console.print(table)
         return 1
-    print_summary(summarise(read_manifest(args.dir)), console)
+    manifest = read_manifest(args.dir)
+    print_summary(summarise(manifest), console)
+    for warning in unknown_label_tasks(manifest):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     return 0

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from clerc.cli import at_least
+
 DEFAULT_DATA = Path("data/synthetic-default")
 DEFAULT_OUT = Path("runs/benchmark")
 #: The default synthetic cohort: 300 patients, seed 0, angiography oversampled (the
@@ -48,10 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "supervised only with --supervised)")
     parser.add_argument("--tasks-file", type=Path, default=None,
                         help="TOML with extra task definitions and prompts")
-    parser.add_argument("--bootstrap", type=int, default=1000,
+    parser.add_argument("--bootstrap", type=at_least(0), default=1000,
                         help="patient bootstrap resamples per metric (0 = no intervals)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--max-gap-days", type=float, default=365.0,
+    parser.add_argument("--max-gap-days", type=at_least(0, float), default=365.0,
                         help="largest time between a sample and a label matched to it")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     parser.add_argument("--embeddings", type=Path, default=None,
@@ -59,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supervised", type=Path, default=None,
                         help="supervised baselines' predictions (parquet: sample_id, task, score)")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: cuda if any)")
-    parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("--batch-size", type=at_least(1), default=32,
+                        help="views per forward pass")
+    parser.add_argument("--workers", type=at_least(0), default=0,
                         help="processes decoding samples while embedding (0 = main process)")
     parser.add_argument("--no-report", action="store_true", help="do not render the HTML report")
 
@@ -161,16 +164,39 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Fail before embedding (which can take hours) on a missing input file or an output
+    directory that cannot be created."""
+    for flag in ("checkpoint", "embeddings", "supervised", "tasks_file"):
+        path = getattr(args, flag)
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{flag.replace('_', '-')} {path}: no such file")
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {args.out}: cannot create the output directory "
+                         f"({exc.strerror or exc})") from exc
+
+
+def _read_supervised(path: Path) -> Any:
+    """The baselines' predictions table; a file that is not Parquet is named."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise ValueError(f"--supervised {path}: cannot read Parquet: {exc}") from exc
+
+
 def _run(args: argparse.Namespace, console: Any) -> int:
     from datetime import timedelta
-
-    import pandas as pd
 
     from clerc.data.manifest import read_manifest
     from clerc.evaluate.cohort import cohort
     from clerc.evaluate.registry import Context, all_prompts, load_definitions, load_tasks
     from clerc.evaluate.results import write_predictions, write_results
 
+    _check_inputs(args)
     stage = Stages(console)
     tasks = _selected(args)
     with stage("cohort"):
@@ -181,14 +207,14 @@ def _run(args: argparse.Namespace, console: Any) -> int:
         emb = _embeddings(args, data, all_prompts(defs), console)
     if emb is None or int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 scores
         return 0
-    supervised = pd.read_parquet(args.supervised) if args.supervised else None
+    supervised = _read_supervised(args.supervised) if args.supervised else None
     ctx = Context(emb, manifest, defs, n_resamples=args.bootstrap,
                   max_gap=timedelta(days=args.max_gap_days), seed=args.seed,
                   supervised=supervised)
     records = []
     registry = load_tasks()
     for name in tasks:
-        with stage(f"task {name}"):
+        with stage(f"task {name}"), console.status(f"task {name} (bootstrap {args.bootstrap})"):
             records += registry.get(name).run(ctx)
     with stage("write"):
         out = Path(args.out)

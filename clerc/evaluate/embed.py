@@ -233,18 +233,17 @@ def _gather(parts: dict[int, np.ndarray], world_size: int) -> dict[int, np.ndarr
     return merged
 
 
-def _dist_env() -> tuple[int, int]:
-    """(rank, world_size); initialises the process group when launched by torchrun."""
-    import os
+def _dist_env(device: str) -> tuple[int, int, int]:
+    """(rank, world_size, local_rank); initialises the process group under torchrun.
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch.distributed as dist
+    NCCL for a CUDA ``device`` (each rank then on its own GPU, which ``gather_object``
+    needs), gloo otherwise.
+    """
+    import torch
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if _cuda() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    from clerc.train.distributed import init_from_env
+
+    return init_from_env("cuda" if torch.device(device).type == "cuda" else "cpu")
 
 
 def _cuda() -> bool:
@@ -260,9 +259,9 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
 
     Returns (embeddings or None on non-zero ranks, cache path).
     """
-    from clerc.data.manifest import read_manifest
+    from clerc.data.packed import read_prepared
 
-    manifest = read_manifest(data_dir)
+    manifest, _ = read_prepared(data_dir, log=log)
     key = cache_key(checkpoint, manifest, prompts)
     path = cache_path(data_dir, key)
     if path.is_file():
@@ -270,11 +269,9 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
         if emb.header.get("cache_key") == key:
             log(f"embeddings: cached {path}")
             return emb, path
-    rank, world = _dist_env()
+    rank, world, local = _dist_env(device)
     if world > 1 and device == "cuda":
-        import os
-
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        device = f"cuda:{local}"
     emb = _compute(checkpoint, manifest, prompts, device, batch_size, rank, world, workers)
     if emb is None:
         return None, path
@@ -309,13 +306,16 @@ def default_device() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clerc.cli import at_least
+
     parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint (.pt)")
     parser.add_argument("--data", type=Path, required=True, help="manifest directory")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the embeddings here (default: only the cache, "
                              "DIR/embeddings/<key>.npz)")
-    parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("--batch-size", type=at_least(1), default=32,
+                        help="views per forward pass")
+    parser.add_argument("--workers", type=at_least(0), default=0,
                         help="processes decoding samples (0 = in the main process)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
     parser.add_argument("--tasks-file", type=Path, default=None,

@@ -7,6 +7,7 @@ Saved as a single ``.npz`` with plain arrays and a JSON header string, loadable 
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,20 +124,38 @@ class Embeddings:
 
     @classmethod
     def load(cls, path: str | Path) -> Embeddings:
-        """Read a file written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(Path(path), allow_pickle=False) as z:
-            cols: dict[str, Any] = {}
-            for c in _STRING_COLUMNS:
-                s = pd.Series(z[f"s_{c}"], dtype="string")
-                s[z[f"na_{c}"]] = pd.NA
-                cols[c] = s
-            t = pd.Series(pd.to_datetime(z["s_acquired_at"].astype("datetime64[ns]")))
-            t[z["na_acquired_at"]] = pd.NaT
-            cols["acquired_at"] = t
-            return cls(samples=pd.DataFrame(cols)[list(SAMPLE_COLUMNS)],
-                       vectors=z["vectors"], prompt_texts=[str(x) for x in z["prompt_texts"]],
-                       prompt_vectors=z["prompt_vectors"], logit_scale=float(z["logit_scale"]),
-                       header=json.loads(str(z["header"])))
+        """Read a file written by :meth:`save` (``allow_pickle=False``); any other file is a
+        ``ValueError`` naming it."""
+        path = Path(path)
+        what = f"{path}: not an embeddings file written by `clerc embed`"
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{what} ({exc})") from exc
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{what} (a single array, not an .npz archive)")
+        try:
+            return cls._from_npz(z)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{what} ({exc})") from exc
+        finally:
+            z.close()
+
+    @classmethod
+    def _from_npz(cls, z: Any) -> Embeddings:
+        """The object from the arrays of an open ``.npz`` written by :meth:`save`."""
+        cols: dict[str, Any] = {}
+        for c in _STRING_COLUMNS:
+            s = pd.Series(z[f"s_{c}"], dtype="string")
+            s[z[f"na_{c}"]] = pd.NA
+            cols[c] = s
+        t = pd.Series(pd.to_datetime(z["s_acquired_at"].astype("datetime64[ns]")))
+        t[z["na_acquired_at"]] = pd.NaT
+        cols["acquired_at"] = t
+        return cls(samples=pd.DataFrame(cols)[list(SAMPLE_COLUMNS)],
+                   vectors=z["vectors"], prompt_texts=[str(x) for x in z["prompt_texts"]],
+                   prompt_vectors=z["prompt_vectors"], logit_scale=float(z["logit_scale"]),
+                   header=json.loads(str(z["header"])))
 
 
 def _str_array(s: pd.Series) -> np.ndarray:

@@ -6,9 +6,10 @@ Rows whose time is missing (NaT) can never be matched: `closest_pairs` ignores t
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["closest_pairs", "match_nearest"]
+__all__ = ["closest_pairs", "match_nearest", "study_or_nearest"]
 
 _PAIR_COLUMNS = ["patient_id", "left_idx", "right_idx", "gap"]
 
@@ -89,7 +90,7 @@ def _unique_labels(labels: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             f"labels hold {int(clash.sum())} rows with different values at the same time "
             f"for one patient (first: patient {first['patient_id']!r} at {first['time']}); "
-            "resolve them before matching")
+            "resolve them before matching (`clerc validate` lists them)")
     return lab
 
 
@@ -131,3 +132,37 @@ def match_nearest(rows: pd.DataFrame, labels: pd.DataFrame,
     matched = both.drop_duplicates("_pos", keep="first").sort_values("_pos")
     out = matched.drop(columns=["_pos", "_time", "_label_time", "_order"])
     return out.reset_index(drop=True), len(rows) - len(out)
+
+
+def study_or_nearest(rows: pd.DataFrame, labels: pd.DataFrame,
+                     max_gap: pd.Timedelta) -> np.ndarray:
+    """Each row's label: the value with the same study_id, else the same patient's value
+    closest in time within ``max_gap`` (`match_nearest`); NaN when there is none.
+
+    ``rows``: patient_id, study_id, time. ``labels``: patient_id, study_id (NA allowed),
+    measured_at, value, already restricted to one task and source. Two different values
+    for one study are an error naming the study (`clerc validate` reports them too).
+    """
+    _require(rows, "rows", ["patient_id", "study_id", "time"])
+    _require(labels, "labels", ["patient_id", "study_id", "measured_at", "value"])
+    lab = labels[labels["value"].notna()]
+    by_study = lab[lab["study_id"].notna()].drop_duplicates(["study_id", "value"])
+    clash = by_study["study_id"].duplicated(keep=False)
+    if clash.any():
+        raise ValueError(f"labels hold {int(clash.sum())} different values for study "
+                         f"{by_study.loc[clash, 'study_id'].iloc[0]!r}; resolve them before "
+                         "matching (`clerc validate` lists them)")
+    out = by_study.set_index("study_id")["value"].reindex(rows["study_id"].to_numpy())
+    out = np.array(out.to_numpy(dtype=float, na_value=np.nan))  # a writable copy
+    todo = np.flatnonzero(~np.isfinite(out))
+    if todo.size == 0 or lab.empty:
+        return out
+    near, _ = match_nearest(
+        pd.DataFrame({"patient_id": rows["patient_id"].astype(str).to_numpy()[todo],
+                      "time": rows["time"].to_numpy()[todo], "pos": todo}),
+        pd.DataFrame({"patient_id": lab["patient_id"].astype(str).to_numpy(),
+                      "time": lab["measured_at"].to_numpy(),
+                      "value": lab["value"].to_numpy(float)}),
+        pd.Timedelta(max_gap))
+    out[near["pos"].to_numpy(int)] = near["value"].to_numpy(float)
+    return out

@@ -1,6 +1,8 @@
 """Linear probes with the regularisation chosen on a validation set.
 
-Features are standardised with the training mean and standard deviation only.
+Features are standardised with the training mean and standard deviation only, computed in
+row chunks; the ridge path never copies X (float32 embeddings stay float32), the logistic
+path makes one float64 copy.
 - regression: ridge over a log grid of alphas, all solved from one X^T X and one
   eigendecomposition (`ridge_path`); alpha picked by validation R^2.
 - binary: L2 logistic regression (lbfgs) over a log grid of C, warm-started from the
@@ -11,6 +13,7 @@ Ties in the validation score go to the stronger regularisation.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +23,7 @@ from clerc.evaluate.metrics import auroc, r2
 
 __all__ = ["Probe", "default_alphas", "fit_probe", "ridge_path"]
 
-_ROW_CHUNK = 65_536
+_ROW_CHUNK = 16_384  # rows per float64 block (64 MiB at d = 512)
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,37 @@ class Probe:
         return z
 
 
-def _matrix(name: str, X: np.ndarray) -> np.ndarray:
-    x = np.asarray(X, dtype=np.float64)
+def _features(name: str, X: np.ndarray) -> np.ndarray:
+    """X as an array (no copy, any real dtype) after checking shape and finiteness by chunks."""
+    x = np.asarray(X)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (N, D), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    for start in range(0, len(x), _ROW_CHUNK):
+        bad = ~np.isfinite(x[start:start + _ROW_CHUNK]).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{name} contains NaN or infinite values (first in row "
+                             f"{start + int(np.argmax(bad))})")
     return x
+
+
+def _matrix(name: str, X: np.ndarray) -> np.ndarray:
+    return np.asarray(_features(name, X), dtype=np.float64)
+
+
+def _chunks(X: np.ndarray, mean: np.ndarray | None = None,
+            scale: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, float64 block) over X in row chunks, standardised when mean is given.
+
+    Each block is a fresh copy, free to modify in place: one chunk-sized temporary at a time.
+    """
+    for start in range(0, len(X), _ROW_CHUNK):
+        chunk = np.array(X[start:start + _ROW_CHUNK], dtype=np.float64)
+        if mean is not None:
+            chunk -= mean
+            chunk /= scale
+        yield start, chunk
 
 
 def _target(name: str, y: np.ndarray, n: int) -> np.ndarray:
@@ -78,30 +105,30 @@ def default_alphas(kind: Literal["binary", "regression"], n_train: int) -> np.nd
     return 1.0 / np.logspace(-4, 2, 13)
 
 
-def ridge_path(X: np.ndarray, y: np.ndarray,
-               alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ridge_path(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, *,
+               standardise: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Ridge coefficients (n_alphas, D) and intercepts (n_alphas,) for every alpha.
 
     Minimises ||y - X w - b||^2 + alpha ||w||^2 (intercept unpenalised, as sklearn
-    `Ridge(alpha)`): one pass over X in row chunks for the centred X^T X and X^T y, one
-    `eigh`, then all alphas at once.
+    `Ridge(alpha)`): passes over X in row chunks for the centred X^T X and X^T y, one
+    `eigh`, then all alphas at once. `standardise=(mean, scale)` fits on
+    (X - mean) / scale, applied chunk by chunk: no float64 copy of X is ever made.
     """
     a = np.asarray(alphas, dtype=np.float64).ravel()
     if a.size == 0 or not (np.isfinite(a).all() and (a >= 0).all()):
         raise ValueError("alphas must be a non-empty array of finite values >= 0")
     n, d = np.shape(X)
     yv = _target("y", y, n)
-    x_mean = np.zeros(d)
-    for start in range(0, n, _ROW_CHUNK):
-        x_mean += np.asarray(X[start:start + _ROW_CHUNK], dtype=np.float64).sum(axis=0)
-    x_mean /= n
+    shift, scale = (None, None) if standardise is None else standardise
+    x_mean = sum(c.sum(axis=0) for _, c in _chunks(X, shift, scale)) / n
     y_mean = yv.mean()
     gram = np.zeros((d, d))
     xty = np.zeros(d)
-    for start in range(0, n, _ROW_CHUNK):
-        xc = np.asarray(X[start:start + _ROW_CHUNK], dtype=np.float64) - x_mean
+    for start, xc in _chunks(X, shift, scale):
+        xc -= x_mean
         gram += xc.T @ xc
-        xty += xc.T @ (yv[start:start + _ROW_CHUNK] - y_mean)
+        xty += xc.T @ (yv[start:start + len(xc)] - y_mean)
     eigval, eigvec = np.linalg.eigh(gram)
     eigval = np.clip(eigval, 0.0, None)
     denom = eigval[None, :] + a[:, None]
@@ -112,8 +139,10 @@ def ridge_path(X: np.ndarray, y: np.ndarray,
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    """Column mean and population standard deviation (1 where it is 0), in row chunks."""
+    mean = sum(c.sum(axis=0) for _, c in _chunks(x)) / len(x)
+    var = sum(np.square(c - mean, out=c).sum(axis=0) for _, c in _chunks(x)) / len(x)
+    scale = np.sqrt(var)
     return mean, np.where(scale > 0, scale, 1.0)
 
 
@@ -122,9 +151,10 @@ def _pick(scores: np.ndarray) -> int:
     return int(np.flatnonzero(scores == scores.max())[0])
 
 
-def _fit_regression(xs: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-                    alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    coefs, intercepts = ridge_path(xs, y, alphas)
+def _fit_regression(xt: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
+                    alphas: np.ndarray, standardise: tuple[np.ndarray, np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    coefs, intercepts = ridge_path(xt, y, alphas, standardise=standardise)
     preds = xv @ coefs.T + intercepts
     scores = np.array([r2(yv, preds[:, i]) for i in range(alphas.size)])
     return coefs, intercepts, scores, np.ones(alphas.size, dtype=bool)
@@ -165,7 +195,7 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     if class_weight is not None and kind == "regression":
         raise ValueError("class_weight applies to binary probes only")
-    xt, xv = _matrix("X_train", X_train), _matrix("X_val", X_val)
+    xt, xv = _features("X_train", X_train), _matrix("X_val", X_val)
     if xt.shape[1] != xv.shape[1]:
         raise ValueError(f"X_train has {xt.shape[1]} features but X_val has {xv.shape[1]}")
     yt, yv = _target("y_train", y_train, len(xt)), _target("y_val", y_val, len(xv))
@@ -174,15 +204,19 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         raise ValueError("alphas must be a non-empty array of finite values > 0")
     grid = np.sort(grid)[::-1]
     mean, scale = _standardise(xt)
-    xs, xvs = (xt - mean) / scale, (xv - mean) / scale
+    xvs = (xv - mean) / scale
     if kind == "binary":
         for name, t in (("y_train", yt), ("y_val", yv)):
             if not np.isin(t, (0.0, 1.0)).all() or np.unique(t).size < 2:
                 raise ValueError(f"{name} of a binary probe must hold both classes 0 and 1")
+        xs = np.array(xt, dtype=np.float64)  # the one float64 copy lbfgs needs, in place
+        xs -= mean
+        xs /= scale
         coefs, intercepts, scores, conv = _fit_binary(xs, yt, xvs, yv, grid, class_weight,
                                                       max_iter)
     else:
-        coefs, intercepts, scores, conv = _fit_regression(xs, yt, xvs, yv, grid)
+        coefs, intercepts, scores, conv = _fit_regression(xt, yt, xvs, yv, grid,
+                                                          (mean, scale))
     best = _pick(scores)
     return Probe(kind, float(grid[best]), coefs[best], float(intercepts[best]),
                  float(scores[best]), grid, scores, conv, mean, scale)

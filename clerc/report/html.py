@@ -85,8 +85,13 @@ def load_results(path: Path) -> dict:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ValueError(f"results file {path} does not exist") from None
-    except json.JSONDecodeError as err:
+    except IsADirectoryError:
+        raise ValueError(f"results file {path} is a directory; give its results.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"results file {path} is not valid JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"results file {path}: expected a JSON object, got "
+                         f"{type(doc).__name__}")
     for key in ("provenance", "cohort", "records"):
         if key not in doc:
             raise ValueError(f"results file {path}: missing top-level key {key!r}")

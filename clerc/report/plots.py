@@ -157,7 +157,10 @@ def roc_curves(pred: pd.DataFrame) -> Plot | None:
             ax.set_title(f"{_modality_label(modality)}: {_task_label(task)}", fontsize=8)
             ax.set_xlabel("1 − specificity")
             ax.set_ylabel("sensitivity")
-            ax.legend(fontsize=6, loc="lower right", frameon=False)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6, loc="lower right", frameon=False)
+            else:  # every setting saw one class only: say so instead of an empty legend
+                ax.text(0.5, 0.15, "one class only: no curve", fontsize=6, ha="center")
     return Plot("ROC curves (test set)", to_svg(fig, "roc"))
 
 

@@ -6,9 +6,11 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clerc.cli import at_least
+
     parser.add_argument("--out", help="directory to write the cohort (manifest + media) into")
     parser.add_argument(
-        "--patients", type=int, default=300, help="number of patients (default 300)"
+        "--patients", type=at_least(1), default=300, help="number of patients (default 300)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
@@ -17,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fraction of patients with angiography (default: Table 1, 4.5%%)",
     )
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    parser.add_argument("--workers", type=at_least(1), default=None,
+                        help="processes (default: CPU count)")
     parser.add_argument(
         "--preview",
         metavar="DIR",

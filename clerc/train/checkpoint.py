@@ -17,6 +17,7 @@ import pickle
 import platform
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"{path}: not a checkpoint (clerc writes .pt files as torch "
+                              "zip archives; this file is not one)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -155,6 +159,10 @@ def load_model(
     from clerc.model.config import ModelConfig
 
     state, header = load_checkpoint(path)
+    if header.get("kind") == "baseline":
+        raise CheckpointError(f"{path}: a supervised baseline checkpoint, not a CLERC model; "
+                              "baselines are scored with `clerc benchmark --supervised "
+                              "RUNS/predictions.parquet`")
     config = header.get("config")
     model_cfg = config.get("model") if isinstance(config, dict) else None
     if not isinstance(model_cfg, dict):
@@ -165,7 +173,18 @@ def load_model(
         raise CheckpointError(f"{path}: header config.model is not a valid ModelConfig: {e}") from e
     model = CLERC(cfg)
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: model weights do not fit its config: {e}") from e
+        fit = model.load_state_dict(state["model"], strict=False)
+    except RuntimeError as e:  # shape mismatches: name the first
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise CheckpointError(f"{path}: model weights do not fit its config: "
+                              f"{lines[1] if len(lines) > 1 else lines[0]}") from e
+    if fit.missing_keys or fit.unexpected_keys:
+        raise CheckpointError(f"{path}: model weights do not fit its config: "
+                              f"{_keys('missing', fit.missing_keys)}, "
+                              f"{_keys('unexpected', fit.unexpected_keys)}")
     return model.to(device).eval(), header
+
+
+def _keys(kind: str, keys: list[str]) -> str:
+    """``"3 missing keys (first 'a.b')"``: a short account of a state-dict mismatch."""
+    return f"{len(keys)} {kind} keys" + (f" (first {keys[0]!r})" if keys else "")

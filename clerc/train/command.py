@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clerc.cli import at_least
+
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="manifest directory (uses DIR/packed when `clerc prepare` wrote it)")
     parser.add_argument("--config", default="tiny", metavar="tiny|paper|FILE.toml",
@@ -27,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", action="append", default=[], metavar="ENCODER=PATH",
                         help="start an encoder from pretrained weights (repeatable), "
                              "e.g. echo_video=r2plus1d_18.pth")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--max-steps-per-epoch", type=int, default=None, metavar="N",
+    parser.add_argument("--epochs", type=at_least(1), default=None,
+                        help="override the config's epochs")
+    parser.add_argument("--max-steps-per-epoch", type=at_least(1), default=None, metavar="N",
                         help="cap the training steps of an epoch (for CI)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available")
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"clerc train: {exc}", file=sys.stderr)
         return 2
-    if records:
+    if records and int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 reports
         best = min(records, key=lambda r: r["val_loss"])
         print(f"best epoch {best['epoch']}: val loss {best['val_loss']:.4f} -> {args.out}/ckpt.pt")
     return 0

@@ -200,8 +200,8 @@ class PatientDataset(torch.utils.data.Dataset):
 
 
 def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
-    """A sample's native array (or text): from the packed store when it holds the sample
-    (``--skip-bad`` may have left it out), else decoded from its file."""
+    """A sample's native array (or text): from the packed store when there is one, else
+    decoded from its file (samples ``--skip-bad`` left out are dropped by ``read_prepared``)."""
     from clerc.data.readers import load_sample
     from clerc.data.transforms import to_native
 
@@ -281,18 +281,17 @@ def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: i
     (val split, fixed choices, eval transforms, every patient) loaders for ``cfg``
     (a ``TrainConfig``), sharded for ``rank`` of ``world_size``.
 
-    Reads ``data_dir/packed`` when ``clerc prepare`` wrote it, the media files otherwise.
+    Reads ``data_dir/packed`` when ``clerc prepare`` wrote it (without the samples it
+    could not decode), the media files otherwise.
     Raises ``ValueError`` naming the directory when it is not a manifest or a split is too
     small to train on.
     """
-    from clerc.data.manifest import read_manifest
-    from clerc.data.packed import open_store
+    from clerc.data.packed import read_prepared
 
     try:
-        manifest = read_manifest(data_dir)
+        manifest, store = read_prepared(data_dir)
     except FileNotFoundError as exc:
         raise ValueError(f"--data {data_dir}: not a manifest directory ({exc})") from exc
-    store = open_store(data_dir)
     spec = sample_spec(cfg.model)
     common = {"spec": spec, "seed": cfg.seed, "store": store}
     train = PatientDataset(manifest, "train", cfg.modalities, train=True, **common)

@@ -290,6 +290,7 @@ def validate(run: Run) -> tuple[float, dict[str, float]]:
     """Mean validation loss over batches with at least one pair (local loss per batch)."""
     from clerc.model.loss import clerc_loss
 
+    sync_buffers(run.model, run.dist)
     run.encoder.eval()
     meter = Meter(pair_keys(run.cfg.modalities))
     for batch, _ in timed(run.val_loader):
@@ -300,6 +301,19 @@ def validate(run: Run) -> tuple[float, dict[str, float]]:
         if pairs:
             meter.add(loss, pairs)
     return meter.means(run.dist)
+
+
+def sync_buffers(model: nn.Module, dist: Any) -> None:
+    """Give every rank rank 0's buffers (batch-norm running statistics) when ``dist`` is set.
+
+    DDP broadcasts them only at the start of each training forward, so after an epoch every
+    rank holds statistics updated by its own last batch; validation must score, on every
+    rank, the model rank 0 saves.
+    """
+    if dist is None:
+        return
+    for buf in model.buffers():
+        dist.broadcast(buf, src=0)
 
 
 def _loss_fn(run: Run) -> Any:
@@ -322,8 +336,9 @@ def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available")
-    dev = distributed.init_from_env()
-    dev = dev if device == "cuda" else torch.device(device)
+    kind = torch.device(device).type
+    _, _, local = distributed.init_from_env("cuda" if kind == "cuda" else "cpu")
+    dev = torch.device("cuda", local) if device == "cuda" else torch.device(device)
     rank, world = distributed.rank(), distributed.world_size()
     dist = torch.distributed if world > 1 else None
     if dev.type == "cuda":
@@ -431,6 +446,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: st
                 save(run, LAST, epoch, (best, best_epoch), full=True)
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
                 break
+        if run.dist is not None:
+            run.dist.barrier()  # the other ranks return the log once rank 0 has written it
     finally:
         run.bar.close()
         if run.world > 1:

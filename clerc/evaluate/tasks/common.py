@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from clerc.evaluate import bootstrap, metrics
-from clerc.evaluate.matching import match_nearest
+from clerc.evaluate.matching import study_or_nearest
 from clerc.evaluate.registry import Context, TaskDef
 from clerc.evaluate.results import Record, undefined
 
@@ -158,27 +158,11 @@ def study_labels(ctx: Context, rows: pd.DataFrame, d: TaskDef) -> tuple[pd.Serie
 def _match_labels(ctx: Context, st: pd.DataFrame, d: TaskDef) -> pd.Series:
     lab = ctx.manifest.labels
     lab = lab[(lab["task"] == d.label) & (lab["source_modality"] == d.label_modality)]
-    lab = lab[lab["value"].notna()]
-    same = lab[lab["study_id"].notna()].drop_duplicates("study_id").set_index("study_id")["value"]
-    exact = same.reindex(st["study_id"].to_numpy())
-    out = pd.Series(exact.to_numpy(float), index=st["study_id"].to_numpy())
-    todo = st[~np.isfinite(out.to_numpy(float))]
-    if len(todo) and len(lab):
-        near = _nearest(todo, lab, ctx.max_gap)
-        out.loc[near.index] = near.to_numpy(float)
-    return out
-
-
-def _nearest(st: pd.DataFrame, lab: pd.DataFrame, max_gap: Any) -> pd.Series:
-    """Per study, the patient's label closest in time within ``max_gap`` (ties: earlier)."""
-    rows = pd.DataFrame({"patient_id": st["patient_id"].astype(str).to_numpy(),
+    rows = pd.DataFrame({"patient_id": st["patient_id"].to_numpy(),
                          "study_id": st["study_id"].to_numpy(),
                          "time": st["study_time"].to_numpy()})
-    labels = pd.DataFrame({"patient_id": lab["patient_id"].astype(str).to_numpy(),
-                           "time": lab["measured_at"].to_numpy(),
-                           "value": lab["value"].to_numpy(float)})
-    m, _ = match_nearest(rows, labels, pd.Timedelta(max_gap))
-    return pd.Series(m["value"].to_numpy(float), index=m["study_id"].to_numpy())
+    return pd.Series(study_or_nearest(rows, lab, pd.Timedelta(ctx.max_gap)),
+                     index=st["study_id"].to_numpy())
 
 
 def study_mean(rows: pd.DataFrame, scores: np.ndarray, y: pd.Series) -> pd.DataFrame:
