@@ -233,3 +233,25 @@ def test_init_loads_pretrained_encoder_weights(cohort: Path, tmp_path: Path) -> 
     # every tensor but the Kinetics classifier ``fc`` (skipped by design) is the donor's
     assert all(torch.equal(got[k], v) for k, v in donor.items() if not k.startswith("fc."))
     assert run.header["init"] == {"echo_video": str(tmp_path / "video.pth")}
+
+
+def test_persistent_loader_workers_yield_the_same_epochs_as_the_main_process(
+        cohort: Path) -> None:
+    from clerc.train.data import make_loaders
+
+    def epochs(workers: int) -> list[list[torch.Tensor]]:
+        loader, _ = make_loaders(cohort, small_config(num_workers=workers))
+        out = []
+        for epoch in range(2):
+            loader.batch_sampler.set_epoch(epoch)
+            out.append([b.inputs["echo_video"].clone() for b in loader
+                        if "echo_video" in b.inputs])
+        if workers:
+            assert loader.persistent_workers and loader._iterator is not None
+        return out
+
+    main_process, workers = epochs(0), epochs(2)
+    assert [len(e) for e in main_process] == [len(e) for e in workers]
+    assert not all(torch.equal(a, b) for a, b in zip(*main_process, strict=True))  # epochs differ
+    for want, got in zip(main_process, workers, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(want, got, strict=True))

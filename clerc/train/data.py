@@ -271,6 +271,9 @@ def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_wo
         dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
         pin_memory=pin_memory, worker_init_fn=_worker_init if num_workers else None,
         prefetch_factor=4 if num_workers else None,
+        # items are keyed by (epoch, patient) with no worker state, so workers can live
+        # across epochs instead of restarting (and re-importing torch) every epoch
+        persistent_workers=num_workers > 0,
     )
 
 

@@ -114,13 +114,21 @@ class BatchEncoder(nn.Module):
             if mask is None or not bool(mask.any()):
                 out[m] = zero
                 continue
-            x = inputs[m] if bool(mask.all()) else inputs[m][mask]
-            z = self.model.encode(m, x.to(device, non_blocking=True)).float()
-            if z.shape[0] != size:
-                idx = mask.nonzero().squeeze(1).to(device)
-                z = zero.index_copy(0, idx, z)
-            out[m] = z
+            if bool(mask.all()):
+                out[m] = self.model.encode(m, _to(inputs[m], device)).float()
+                continue
+            # a mixed batch: the subset is a new host tensor; pinned, its copy stays async
+            idx = mask.nonzero().squeeze(1)
+            z = self.model.encode(m, _to(inputs[m][idx], device)).float()
+            out[m] = zero.index_copy(0, _to(idx, device), z)
         return out, self.model.scale()
+
+
+def _to(x: Tensor, device: torch.device) -> Tensor:
+    """Copy to ``device`` without blocking the host: CUDA copies go from pinned memory."""
+    if device.type == "cuda" and not x.is_pinned():
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True)
 
 
 def full_present(batch: Batch, modalities: tuple[str, ...]) -> dict[str, Tensor]:
