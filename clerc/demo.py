@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     for name, argv in stage_commands(args):
         console.rule(f"[bold]{name}[/bold]: clerc {' '.join(argv)}")
         t0 = time.perf_counter()
-        code = main(argv)
+        code = main(["--debug", *argv] if getattr(args, "debug", False) else argv)
         timings[name] = round(time.perf_counter() - t0, 2)
         if code != 0:
             console.print(f"[red]stage {name} failed with exit code {code}[/red]")

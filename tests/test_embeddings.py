@@ -147,6 +147,12 @@ def test_embed_with_a_tiny_model_and_cache(tmp_path):
                             log=logs.append)
     assert "cached" in logs[-1]
     np.testing.assert_array_equal(again.vectors, emb.vectors)
+    path.write_bytes(path.read_bytes()[:100])  # a cache cut short is recomputed, not fatal
+    again, _ = embed_cached(ckpt, root, ["Pacemaker.", "Left bundle branch block."],
+                            log=logs.append)
+    assert "unreadable cache" in logs[-2] and "wrote" in logs[-1]
+    np.testing.assert_allclose(again.vectors, emb.vectors, atol=1e-6)
+    assert Embeddings.load(path).header["cache_key"] == emb.header["cache_key"]
     extra = tmp_path / "t.toml"  # the CLI embeds the packaged prompts too: another key
     extra.write_text("")
     assert main(["embed", "--checkpoint", str(ckpt), "--data", str(root), "--out",

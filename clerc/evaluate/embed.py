@@ -265,10 +265,14 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     key = cache_key(checkpoint, manifest, prompts)
     path = cache_path(data_dir, key)
     if path.is_file():
-        emb = Embeddings.load(path)
-        if emb.header.get("cache_key") == key:
-            log(f"embeddings: cached {path}")
-            return emb, path
+        try:
+            emb = Embeddings.load(path)
+        except ValueError as exc:  # e.g. a write cut short: compute again, overwrite it
+            log(f"embeddings: unreadable cache, recomputing ({exc})")
+        else:
+            if emb.header.get("cache_key") == key:
+                log(f"embeddings: cached {path}")
+                return emb, path
     rank, world, local = _dist_env(device)
     if world > 1 and device == "cuda":
         device = f"cuda:{local}"

@@ -151,23 +151,23 @@ def _pick(scores: np.ndarray) -> int:
     return int(np.flatnonzero(scores == scores.max())[0])
 
 
-def _fit_regression(xt: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-                    alphas: np.ndarray, standardise: tuple[np.ndarray, np.ndarray]
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    coefs, intercepts = ridge_path(xt, y, alphas, standardise=standardise)
-    preds = xv @ coefs.T + intercepts
-    scores = np.array([r2(yv, preds[:, i]) for i in range(alphas.size)])
-    return coefs, intercepts, scores, np.ones(alphas.size, dtype=bool)
+def _products(x: np.ndarray, coefs: np.ndarray, mean: np.ndarray,
+              scale: np.ndarray) -> np.ndarray:
+    """((x - mean) / scale) @ coefs.T, (n, n_coefs), by row chunks: x is never copied."""
+    out = np.empty((len(x), len(coefs)))
+    for start, chunk in _chunks(x, mean, scale):
+        out[start:start + len(chunk)] = chunk @ coefs.T
+    return out
 
 
-def _fit_binary(xs: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-                alphas: np.ndarray, class_weight: str | None, max_iter: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _fit_binary(xs: np.ndarray, y: np.ndarray, alphas: np.ndarray, class_weight: str | None,
+                max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logistic coefficients, intercepts and convergence flags along the C path."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(warm_start=True, max_iter=max_iter, class_weight=class_weight)
-    coefs, intercepts, scores, converged = [], [], [], []
+    coefs, intercepts, converged = [], [], []
     for alpha in alphas:
         model.set_params(C=1.0 / alpha)
         with warnings.catch_warnings():
@@ -176,8 +176,7 @@ def _fit_binary(xs: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
         coefs.append(model.coef_[0].copy())
         intercepts.append(float(model.intercept_[0]))
         converged.append(bool(model.n_iter_.max() < max_iter))
-        scores.append(auroc(yv, xv @ coefs[-1]))
-    return np.array(coefs), np.array(intercepts), np.array(scores), np.array(converged)
+    return np.array(coefs), np.array(intercepts), np.array(converged)
 
 
 def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_train: np.ndarray,
@@ -195,7 +194,7 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     if class_weight is not None and kind == "regression":
         raise ValueError("class_weight applies to binary probes only")
-    xt, xv = _features("X_train", X_train), _matrix("X_val", X_val)
+    xt, xv = _features("X_train", X_train), _features("X_val", X_val)
     if xt.shape[1] != xv.shape[1]:
         raise ValueError(f"X_train has {xt.shape[1]} features but X_val has {xv.shape[1]}")
     yt, yv = _target("y_train", y_train, len(xt)), _target("y_val", y_val, len(xv))
@@ -204,7 +203,6 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         raise ValueError("alphas must be a non-empty array of finite values > 0")
     grid = np.sort(grid)[::-1]
     mean, scale = _standardise(xt)
-    xvs = (xv - mean) / scale
     if kind == "binary":
         for name, t in (("y_train", yt), ("y_val", yv)):
             if not np.isin(t, (0.0, 1.0)).all() or np.unique(t).size < 2:
@@ -212,11 +210,14 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         xs = np.array(xt, dtype=np.float64)  # the one float64 copy lbfgs needs, in place
         xs -= mean
         xs /= scale
-        coefs, intercepts, scores, conv = _fit_binary(xs, yt, xvs, yv, grid, class_weight,
-                                                      max_iter)
+        coefs, intercepts, conv = _fit_binary(xs, yt, grid, class_weight, max_iter)
+        del xs
     else:
-        coefs, intercepts, scores, conv = _fit_regression(xt, yt, xvs, yv, grid,
-                                                          (mean, scale))
+        coefs, intercepts = ridge_path(xt, yt, grid, standardise=(mean, scale))
+        conv = np.ones(grid.size, dtype=bool)
+    val = _products(xv, coefs, mean, scale)  # (n_val, n_alphas) linear scores
+    scores = np.array([auroc(yv, val[:, i]) if kind == "binary"
+                       else r2(yv, val[:, i] + intercepts[i]) for i in range(grid.size)])
     best = _pick(scores)
     return Probe(kind, float(grid[best]), coefs[best], float(intercepts[best]),
                  float(scores[best]), grid, scores, conv, mean, scale)
