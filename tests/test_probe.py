@@ -132,7 +132,7 @@ def test_standardised_ridge_path_equals_the_path_on_standardised_x(chunk, monkey
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(0), rtol=1e-12)
     np.testing.assert_allclose(scale, x.astype(np.float64).std(0), rtol=1e-10)
     alphas = np.logspace(-2, 3, 6)
-    got = ridge_path(x, y, alphas, standardise=(mean, scale))
+    got = probe_module._standardised_ridge(x, y, alphas, mean, scale)
     want = ridge_path((x.astype(np.float64) - mean) / scale, y, alphas)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10)

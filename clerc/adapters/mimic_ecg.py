@@ -29,6 +29,7 @@ from clerc.adapters.common import (
     text_or_none,
 )
 from clerc.adapters.labels import ecg_labels
+from clerc.data.manifest import resolve_path
 
 RECORDS = "record_list.csv"
 MEASUREMENTS = "machine_measurements.csv"
@@ -60,8 +61,7 @@ def _waveforms(root: Path, account: Account) -> tuple[list[dict], dict[str, Any]
             account.drop(RECORDS, reason, f"{ref} ecg_time={r.ecg_time!r}")
             continue
         times[study] = t
-        rec = Path(str(r.path).strip())
-        rec = rec if rec.is_absolute() else root / rec
+        rec = resolve_path(root, r.path)
         hea, dat = rec.with_name(rec.name + ".hea"), rec.with_name(rec.name + ".dat")
         if not hea.is_file() or not dat.is_file():
             account.drop(RECORDS, MISSING_FILE, f"{ref} path={hea}")

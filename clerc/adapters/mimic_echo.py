@@ -41,6 +41,7 @@ from clerc.adapters.common import (
     text_or_none,
 )
 from clerc.adapters.labels import lvef_sentence, parse_lvef
+from clerc.data.manifest import resolve_path
 
 RECORDS = "echo-record-list.csv"
 STUDIES = "echo-study-list.csv"
@@ -99,8 +100,7 @@ def _videos(root: Path, study_times: dict, account: Account) -> list[dict]:
             account.drop(RECORDS, BAD_TIME if bad else NO_TIME,
                          f"{ref} acquisition_datetime={r.acquisition_datetime!r}")
             continue
-        dcm = Path(str(r.dicom_filepath).strip())
-        dcm = dcm if dcm.is_absolute() else root / dcm
+        dcm = resolve_path(root, r.dicom_filepath)
         if not dcm.is_file():
             account.drop(RECORDS, MISSING_FILE, f"{ref} path={dcm}")
             continue

@@ -56,6 +56,12 @@ OPTIONAL_COLUMNS: dict[str, set[str]] = {
 }
 
 
+def resolve_path(root: str | Path, path: str | Path) -> Path:
+    """``path`` as given when absolute, else relative to ``root`` (surrounding spaces cut)."""
+    p = Path(str(path).strip())
+    return p if p.is_absolute() else Path(root) / p
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A loaded cohort: the three tables and the directory paths are relative to."""
@@ -70,8 +76,7 @@ class Manifest:
 
     def resolve(self, path: str) -> Path:
         """Absolute path of a sample file."""
-        p = Path(path)
-        return p if p.is_absolute() else self.root / p
+        return resolve_path(self.root, path)
 
     def patient_split(self) -> pd.Series:
         """patient_id -> split, from the samples table."""

@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +251,13 @@ class PackedStore:
     def sample_ids(self) -> list[str]:
         return list(self._entries)
 
+    def failed_ids(self) -> set[str]:
+        """Samples ``prepare --skip-bad`` could not decode (``failed.parquet``; none if absent)."""
+        path = self.directory / FAILED
+        if not path.is_file():
+            return set()
+        return set(pd.read_parquet(path, columns=["sample_id"])["sample_id"].astype(str))
+
     def modality_of(self, sample_id: str) -> str:
         return self._entry(sample_id)[0]
 
@@ -281,14 +289,6 @@ def open_store(root: str | Path) -> PackedStore | None:
     return PackedStore(directory) if (directory / INDEX).is_file() else None
 
 
-def failed_ids(root: str | Path) -> set[str]:
-    """Sample ids ``clerc prepare --skip-bad`` could not decode (``root/packed/failed.parquet``)."""
-    path = Path(root) / "packed" / FAILED
-    if not path.is_file() or not (Path(root) / "packed" / INDEX).is_file():
-        return set()
-    return set(pd.read_parquet(path, columns=["sample_id"])["sample_id"].astype(str))
-
-
 def read_prepared(root: str | Path,
                   log: Callable[[str], None] | None = None) -> tuple[Manifest, PackedStore | None]:
     """The manifest of ``root`` and its packed store (None if not prepared).
@@ -297,21 +297,17 @@ def read_prepared(root: str | Path,
     manifest's samples (training, embedding and baselines never see them), and ``log``
     (default: stderr) says how many and where they are listed.
     """
-    import dataclasses
-    import sys
-
     from clerc.data.manifest import read_manifest
 
     manifest, store = read_manifest(root), open_store(root)
-    bad = failed_ids(root)
+    bad = store.failed_ids() if store is not None else set()
     if not bad:
         return manifest, store
     keep = ~manifest.samples["sample_id"].astype(str).isin(bad).to_numpy()
     say = log or (lambda text: print(text, file=sys.stderr))
     say(f"{int((~keep).sum())} samples that `clerc prepare --skip-bad` could not decode are "
-        f"left out (listed in {Path(root) / 'packed' / FAILED})")
-    samples = manifest.samples[keep].reset_index(drop=True)
-    return dataclasses.replace(manifest, samples=samples), store
+        f"left out (listed in {store.directory / FAILED})")
+    return replace(manifest, samples=manifest.samples[keep].reset_index(drop=True)), store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

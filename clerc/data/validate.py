@@ -24,6 +24,7 @@ from clerc.data.manifest import (
     TABLES,
     Manifest,
     read_manifest,
+    resolve_path,
 )
 from clerc.modalities import DIAGNOSTIC, MODALITY_NAMES, get_modality
 
@@ -181,7 +182,7 @@ def _check_paths(df: pd.DataFrame, root: Path) -> Iterator[Problem]:
 
 def _file_problem(root: Path, path: str, modality: str | None) -> str | None:
     """Why the file is unusable (cheap check), or None."""
-    f = Path(path) if Path(path).is_absolute() else root / path
+    f = resolve_path(root, path)
     if modality == "ecg_waveform" and f.suffix.lower() not in (".npy",):
         f = f.with_suffix("") if f.suffix.lower() in (".hea", ".dat") else f
         f = f.with_name(f.name + ".hea")

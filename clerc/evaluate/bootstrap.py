@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from clerc.evaluate.metrics import finite_vector
+
 __all__ = [
     "BootstrapResult",
     "adjust",
@@ -217,15 +219,6 @@ def _scorer(metric: str, codes: np.ndarray, n_patients: int,
     return _mean_scorer(codes, n_patients, y_score)
 
 
-def _vector(name: str, x: object, n: int) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64).ravel()
-    if arr.size != n:
-        raise ValueError(f"{name} has {arr.size} values but patient_ids has {n}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
-
-
 def _inputs(metric: str, patient_ids: object, y_true: object,
             scores: list[tuple[str, object]]) -> tuple[np.ndarray, int, np.ndarray | None,
                                                        list[np.ndarray]]:
@@ -237,8 +230,9 @@ def _inputs(metric: str, patient_ids: object, y_true: object,
         raise ValueError("patient_ids contains missing values")
     if kind in _NEEDS_TRUTH and y_true is None:
         raise ValueError(f"metric {metric!r} needs y_true")
-    truth = None if y_true is None else _vector("y_true", y_true, codes.size)
-    return codes, len(uniques), truth, [_vector(n, s, codes.size) for n, s in scores]
+    truth = None if y_true is None else finite_vector("y_true", y_true, codes.size, "patient_ids")
+    return codes, len(uniques), truth, [finite_vector(n, s, codes.size, "patient_ids")
+                                        for n, s in scores]
 
 
 def _check_options(n_resamples: int, level: float) -> None:

@@ -37,6 +37,17 @@ def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return arr / norms
 
 
+def finite_vector(name: str, x: object, n: int, other: str) -> np.ndarray:
+    """``x`` as a flat float64 array of ``n`` finite values; errors name it and ``other``
+    (what fixes ``n``, e.g. "patient_ids has 40")."""
+    arr = np.asarray(x, dtype=np.float64).ravel()
+    if arr.size != n:
+        raise ValueError(f"{name} has {arr.size} values but {other} has {n}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
 def _check_embeddings(name: str, x: np.ndarray) -> np.ndarray:
     arr = np.ascontiguousarray(x, dtype=np.float32)
     if arr.ndim != 2:

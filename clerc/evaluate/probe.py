@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from clerc.evaluate.metrics import auroc, r2
+from clerc.evaluate.metrics import auroc, finite_vector, r2
 
 __all__ = ["Probe", "default_alphas", "fit_probe", "ridge_path"]
 
@@ -71,27 +71,18 @@ def _matrix(name: str, X: np.ndarray) -> np.ndarray:
     return np.asarray(_features(name, X), dtype=np.float64)
 
 
-def _chunks(X: np.ndarray, mean: np.ndarray | None = None,
+def _chunks(X: np.ndarray, shift: np.ndarray | None = None,
             scale: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, float64 block) over X in row chunks, standardised when mean is given.
-
-    Each block is a fresh copy, free to modify in place: one chunk-sized temporary at a time.
-    """
+    """(first row, float64 block) over X in row chunks: minus ``shift``, divided by
+    ``scale``, where given. Each block is a fresh copy, modified in place: one
+    chunk-sized temporary at a time."""
     for start in range(0, len(X), _ROW_CHUNK):
         chunk = np.array(X[start:start + _ROW_CHUNK], dtype=np.float64)
-        if mean is not None:
-            chunk -= mean
+        if shift is not None:
+            chunk -= shift
+        if scale is not None:
             chunk /= scale
         yield start, chunk
-
-
-def _target(name: str, y: np.ndarray, n: int) -> np.ndarray:
-    t = np.asarray(y, dtype=np.float64).ravel()
-    if t.size != n:
-        raise ValueError(f"{name} has {t.size} values but the features have {n} rows")
-    if not np.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
 
 
 def default_alphas(kind: Literal["binary", "regression"], n_train: int) -> np.ndarray:
@@ -105,37 +96,54 @@ def default_alphas(kind: Literal["binary", "regression"], n_train: int) -> np.nd
     return 1.0 / np.logspace(-4, 2, 13)
 
 
-def ridge_path(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, *,
-               standardise: tuple[np.ndarray, np.ndarray] | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def ridge_path(X: np.ndarray, y: np.ndarray,
+               alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ridge coefficients (n_alphas, D) and intercepts (n_alphas,) for every alpha.
 
     Minimises ||y - X w - b||^2 + alpha ||w||^2 (intercept unpenalised, as sklearn
-    `Ridge(alpha)`): passes over X in row chunks for the centred X^T X and X^T y, one
-    `eigh`, then all alphas at once. `standardise=(mean, scale)` fits on
-    (X - mean) / scale, applied chunk by chunk: no float64 copy of X is ever made.
+    `Ridge(alpha)`): one pass over X in row chunks for the column means, one for the
+    centred X^T X and X^T y, one `eigh`, then all alphas at once. X is never copied whole.
     """
+    a, yv = _alphas(alphas), finite_vector("y", y, len(X), "X (rows)")
+    x_mean = sum(c.sum(axis=0) for _, c in _chunks(X)) / len(X)
+    coefs = _solve(*_moments(_chunks(X, x_mean), yv), a)
+    return coefs, yv.mean() - coefs @ x_mean
+
+
+def _standardised_ridge(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, mean: np.ndarray,
+                        scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`ridge_path` on (X - mean) / scale, where ``mean`` and ``scale`` are X's own column
+    mean and standard deviation (`_standardise`): those features are already centred, so
+    the mean pass is skipped and every intercept is mean(y)."""
+    a, yv = _alphas(alphas), finite_vector("y", y, len(X), "X (rows)")
+    coefs = _solve(*_moments(_chunks(X, mean, scale), yv), a)
+    return coefs, np.full(a.size, yv.mean())
+
+
+def _alphas(alphas: np.ndarray) -> np.ndarray:
     a = np.asarray(alphas, dtype=np.float64).ravel()
     if a.size == 0 or not (np.isfinite(a).all() and (a >= 0).all()):
         raise ValueError("alphas must be a non-empty array of finite values >= 0")
-    n, d = np.shape(X)
-    yv = _target("y", y, n)
-    shift, scale = (None, None) if standardise is None else standardise
-    x_mean = sum(c.sum(axis=0) for _, c in _chunks(X, shift, scale)) / n
-    y_mean = yv.mean()
-    gram = np.zeros((d, d))
-    xty = np.zeros(d)
-    for start, xc in _chunks(X, shift, scale):
-        xc -= x_mean
-        gram += xc.T @ xc
-        xty += xc.T @ (yv[start:start + len(xc)] - y_mean)
+    return a
+
+
+def _moments(chunks: Iterator[tuple[int, np.ndarray]],
+             y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """X^T X and X^T (y - mean(y)) summed over centred row chunks."""
+    gram, xty, yc = None, None, y - y.mean()
+    for start, xc in chunks:
+        g, v = xc.T @ xc, xc.T @ yc[start:start + len(xc)]
+        gram, xty = (g, v) if gram is None else (gram + g, xty + v)
+    return gram, xty
+
+
+def _solve(gram: np.ndarray, xty: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Coefficients (n_alphas, D) from one eigendecomposition of the Gram matrix."""
     eigval, eigvec = np.linalg.eigh(gram)
-    eigval = np.clip(eigval, 0.0, None)
-    denom = eigval[None, :] + a[:, None]
+    denom = np.clip(eigval, 0.0, None)[None, :] + a[:, None]
     if (denom <= 0).any():
         raise ValueError("alpha = 0 with a singular X^T X has no unique ridge solution")
-    coefs = ((eigvec.T @ xty)[None, :] / denom) @ eigvec.T
-    return coefs, y_mean - coefs @ x_mean
+    return ((eigvec.T @ xty)[None, :] / denom) @ eigvec.T
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +205,8 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
     xt, xv = _features("X_train", X_train), _features("X_val", X_val)
     if xt.shape[1] != xv.shape[1]:
         raise ValueError(f"X_train has {xt.shape[1]} features but X_val has {xv.shape[1]}")
-    yt, yv = _target("y_train", y_train, len(xt)), _target("y_val", y_val, len(xv))
+    yt = finite_vector("y_train", y_train, len(xt), "X_train (rows)")
+    yv = finite_vector("y_val", y_val, len(xv), "X_val (rows)")
     grid = default_alphas(kind, len(xt)) if alphas is None else np.asarray(alphas, float).ravel()
     if grid.size == 0 or not (np.isfinite(grid).all() and (grid > 0).all()):
         raise ValueError("alphas must be a non-empty array of finite values > 0")
@@ -213,7 +222,7 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         coefs, intercepts, conv = _fit_binary(xs, yt, grid, class_weight, max_iter)
         del xs
     else:
-        coefs, intercepts = ridge_path(xt, yt, grid, standardise=(mean, scale))
+        coefs, intercepts = _standardised_ridge(xt, yt, grid, mean, scale)
         conv = np.ones(grid.size, dtype=bool)
     val = _products(xv, coefs, mean, scale)  # (n_val, n_alphas) linear scores
     scores = np.array([auroc(yv, val[:, i]) if kind == "binary"
