@@ -35,8 +35,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 KEY_FIELDS = ("table", "task", "setting", "query_modality", "gallery_modality", "modality",
-              "label_modality", "metric")
-RECORD_FIELDS = (*KEY_FIELDS, "value", "ci_low", "ci_high", "n", "n_undefined", "note")
+              "label_modality", "metric", "subgroup", "train_fraction")
+#: Key fields a record may lack (older results files): read as null.
+OPTIONAL_KEY_FIELDS = ("subgroup", "train_fraction")
+RECORD_FIELDS = (*(f for f in KEY_FIELDS if f not in OPTIONAL_KEY_FIELDS),
+                 "value", "ci_low", "ci_high", "n", "n_undefined", "note")
 
 #: Absolute tolerance per metric kind; ``default`` covers any other metric.
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -46,18 +49,29 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "median_percentile": 5.0,
     "mean_percentile": 5.0,
     "recall@k": 0.08,
+    "auprc": 0.06,
+    "mrr": 0.08,
+    "brier": 0.03,
+    "ece": 0.05,
     "p_value": 0.2,
     "default": 0.05,
 }
-HIGHER_IS_BETTER = frozenset({"auroc", "r2", "recall@k", "accuracy"})
-LOWER_IS_BETTER = frozenset({"mae", "median_percentile", "mean_percentile"})
+HIGHER_IS_BETTER = frozenset({"auroc", "auprc", "mrr", "r2", "recall@k", "accuracy"})
+LOWER_IS_BETTER = frozenset({"mae", "median_percentile", "mean_percentile", "brier", "ece"})
+#: Suffixes of derived metrics in their base metric's units: a subgroup gap (lower is
+#: better) and the spread over label-efficiency draws (no direction).
+DERIVED_SUFFIXES = ("_gap", "_sd")
 
-Key = tuple[str | None, ...]
+Key = tuple[str | float | None, ...]
+_METRIC = KEY_FIELDS.index("metric")
 
 
 def metric_kind(metric: str) -> str:
     """The tolerance kind of a metric name: ``recall@5`` -> ``recall@k``, ``auroc_p_holm``
     -> ``p_value``; names without a kind of their own map to ``default``."""
+    for suffix in DERIVED_SUFFIXES:
+        if metric.endswith(suffix):
+            return metric_kind(metric.removesuffix(suffix))
     if metric.startswith("recall@"):
         return "recall@k"
     if metric.endswith("_p_holm") or metric in ("p", "p_value"):
@@ -67,6 +81,10 @@ def metric_kind(metric: str) -> str:
 
 def direction(metric: str) -> int:
     """+1 when higher is better, -1 when lower is better, 0 when neither is."""
+    if metric.endswith("_gap"):
+        return -1
+    if metric.endswith("_sd"):
+        return 0
     kind = metric_kind(metric)
     if kind in HIGHER_IS_BETTER:
         return 1
@@ -90,7 +108,7 @@ class Drift:
 
     @property
     def metric(self) -> str:
-        return str(self.key[-1])
+        return str(self.key[_METRIC])
 
 
 def index_records(doc: dict, source: str) -> dict[Key, dict]:
@@ -103,7 +121,7 @@ def index_records(doc: dict, source: str) -> dict[Key, dict]:
         missing = [f for f in RECORD_FIELDS if f not in rec]
         if missing:
             raise ValueError(f"{source}: record {i} lacks {', '.join(missing)}")
-        key = tuple(rec[f] for f in KEY_FIELDS)
+        key = tuple(rec.get(f) for f in KEY_FIELDS)
         if key in out:
             raise ValueError(f"{source}: record {i} repeats the key {key}")
         out[key] = rec
@@ -128,7 +146,7 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
             else "null on both sides"
         return Drift(key, b, r, None, "-", None, failed, reason)
     delta = r - b
-    sign = direction(str(key[-1]))
+    sign = direction(str(key[_METRIC]))
     worse = None if sign == 0 or delta == 0 else (delta * sign < 0)
     lo, hi = base["ci_low"], base["ci_high"]
     if ci_mode and lo is not None and hi is not None:
@@ -136,7 +154,7 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
         limit = f"CI [{lo:.4g}, {hi:.4g}]"
         reason = "outside baseline CI" if outside else "within CI"
     else:
-        tol = tolerances.get(metric_kind(str(key[-1])), tolerances["default"])
+        tol = tolerances.get(metric_kind(str(key[_METRIC])), tolerances["default"])
         outside = abs(delta) > tol + 1e-12
         limit = f"±{tol:g}" + (" (no CI)" if ci_mode else "")
         reason = "beyond tolerance" if outside else "within tolerance"
@@ -188,10 +206,14 @@ def _fmt(x: float | None) -> str:
 
 
 def _describe(key: Key) -> tuple[str, str]:
-    table, task, setting, query, gallery, modality, label, _ = key
+    table, task, setting, query, gallery, modality, label, _, subgroup, fraction = key
     where = f"{query}→{gallery}" if query or gallery else str(modality or "")
     if label and label != modality:
         where += f" (label {label})"
+    if subgroup:
+        where += f" [{subgroup}]"
+    if fraction is not None:
+        where += f" [{float(fraction):.0%} of train]"
     return f"{table} {task} {setting}", where
 
 

@@ -11,6 +11,11 @@ computed for the whole block at once as a weighted metric (weights = counts of e
   positive weight per score and, by a cumulative sum, the negative weight below it (ties
   count one half): the exact Mann-Whitney count in O(n) per resample.
 - mean, MAE, R^2, recall@K: per-patient sums, then one matrix product per block.
+- AUPRC: all scores sorted once into tie groups; per resample the positive and negative
+  weight of each group (sparse products), cumulated from the highest score: average
+  precision as sklearn defines it, for the whole block at once.
+- ECE: per-patient sums of (y - p) within each probability bin, one product per block.
+- Brier, MRR: per-patient sums as for the mean.
 - median: values sorted once into groups; per resample the cumulative weights locate the
   middle positions (the same value `np.median` gives on the materialised resample).
 
@@ -32,16 +37,19 @@ from clerc.evaluate.metrics import finite_vector
 
 __all__ = [
     "BootstrapResult",
+    "Part",
     "adjust",
     "bootstrap_replicates",
     "iter_resample_counts",
+    "joint_replicates",
     "paired_bootstrap",
     "patient_bootstrap",
+    "percentile_interval",
     "resample_counts",
 ]
 
-_SIMPLE = ("auroc", "r2", "mae", "median", "mean")
-_NEEDS_TRUTH = ("auroc", "r2", "mae")
+_SIMPLE = ("auroc", "auprc", "brier", "ece", "r2", "mae", "median", "mean", "mrr")
+_NEEDS_TRUTH = ("auroc", "auprc", "brier", "ece", "r2", "mae")
 _BLOCK_CELLS = 500_000  # float64 cells per block matrix (4 MB: stays in cache)
 
 # A scorer maps float64 counts (n_patients, B) to (values (B,), defined (B,) bool).
@@ -150,6 +158,43 @@ def _auroc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarr
     return score
 
 
+def _auprc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray) -> Scorer:
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("auprc: y_true must contain only 0 and 1")
+    is_pos = y == 1
+    values, groups = np.unique(s, return_inverse=True)
+    k = values.size
+    # rows of the group matrices run from the highest score down
+    pos = _group_matrix(k - 1 - groups[is_pos], k, codes[is_pos], n_patients)
+    neg = _group_matrix(k - 1 - groups[~is_pos], k, codes[~is_pos], n_patients)
+
+    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tp = np.asarray(pos @ counts)
+        tp_cum = np.cumsum(tp, axis=0)
+        seen = tp_cum + np.cumsum(np.asarray(neg @ counts), axis=0)
+        precision = tp_cum / np.where(seen > 0, seen, 1.0)
+        n_pos = tp_cum[-1]
+        defined = n_pos > 0
+        return np.einsum("gb,gb->b", tp, precision) / np.where(defined, n_pos, 1.0), defined
+
+    return score
+
+
+def _ece_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, p: np.ndarray) -> Scorer:
+    from clerc.evaluate.metrics import ECE_BINS, ece_bins
+
+    if not np.isin(y, (0.0, 1.0)).all() or p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError("ece: y_true must be 0/1 and probabilities lie in [0, 1]")
+    gaps = sparse.csr_matrix((y - p, (ece_bins(p), codes)), shape=(ECE_BINS, n_patients))
+    rows = _patient_sums(codes, n_patients, np.ones_like(y))
+
+    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        total = np.abs(np.asarray(gaps @ counts)).sum(axis=0)
+        return total / (rows @ counts), np.ones(counts.shape[1], dtype=bool)
+
+    return score
+
+
 def _mean_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
     rows = _patient_sums(codes, n_patients, np.ones_like(v))
     sums = _patient_sums(codes, n_patients, v)
@@ -210,6 +255,18 @@ def _scorer(metric: str, codes: np.ndarray, n_patients: int,
         return _auroc_scorer(codes, n_patients, y_true, y_score)
     if kind == "r2":
         return _r2_scorer(codes, n_patients, y_true, y_score)
+    if kind == "auprc":
+        return _auprc_scorer(codes, n_patients, y_true, y_score)
+    if kind == "ece":
+        return _ece_scorer(codes, n_patients, y_true, y_score)
+    if kind == "brier":
+        if not np.isin(y_true, (0.0, 1.0)).all() or y_score.min() < 0 or y_score.max() > 1:
+            raise ValueError("brier: y_true must be 0/1 and probabilities lie in [0, 1]")
+        return _mean_scorer(codes, n_patients, (y_score - y_true) ** 2)
+    if kind == "mrr":
+        if y_score.min() < 0:
+            raise ValueError("mrr: ranks must be >= 0")
+        return _mean_scorer(codes, n_patients, 1.0 / (y_score + 1.0))
     if kind == "mae":
         return _mean_scorer(codes, n_patients, np.abs(y_true - y_score))
     if kind == "median":
@@ -294,8 +351,8 @@ def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score:
                       level: float = 0.95) -> BootstrapResult:
     """Bootstrap `metric` over patients: point value, percentile CI, undefined count.
 
-    metric: "auroc", "r2", "mae" (need y_true), "median", "mean", "recall@K" (y_score
-    holds per-query percentiles or ranks; y_true may be None).
+    metric: "auroc", "auprc", "brier", "ece", "r2", "mae" (need y_true), "median", "mean",
+    "recall@K", "mrr" (y_score holds per-query percentiles or ranks; y_true may be None).
     """
     _check_options(n_resamples, level)
     codes, n_pat, truth, (score,) = _inputs(metric, patient_ids, y_true, [("y_score", y_score)])
@@ -328,6 +385,80 @@ def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: 
     p_value = min(1.0, 2.0 * tail / (diff.size + 1))
     return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
                            int((~defined).sum()), float(level), float(p_value))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One metric on a subset of the shared rows for `joint_replicates`.
+
+    rows: row indices into the shared ``patient_ids`` (None = every row); y_true and
+    y_score hold the values of those rows only.
+    """
+
+    metric: str
+    y_true: np.ndarray | None
+    y_score: np.ndarray
+    rows: np.ndarray | None = None
+
+
+def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int = 1000,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every part's metric on the same patient resamples (paired across parts).
+
+    Resample r is row r of `resample_counts(n_patients, n_resamples, seed)` (patients
+    numbered by first appearance in ``patient_ids``), exactly as `patient_bootstrap`
+    draws. A part on a subset (a subgroup) sees only its own patients' counts, so its
+    cost is proportional to its rows, and differences between parts are paired. A
+    resample that draws none of a part's patients leaves that part undefined there.
+    Returns (point values (P,), point defined (P,), values (P, R), defined (P, R)).
+    """
+    _check_options(n_resamples, 0.5)
+    codes, uniques = pd.factorize(np.asarray(patient_ids), use_na_sentinel=True)
+    if codes.size == 0 or (codes < 0).any():
+        raise ValueError("joint_replicates needs at least one row and no missing patient ids")
+    local: list[tuple[np.ndarray | None, Scorer]] = []
+    for i, part in enumerate(parts):
+        sub = codes if part.rows is None else codes[np.asarray(part.rows, dtype=np.int64)]
+        if sub.size == 0:
+            raise ValueError(f"part {i} ({part.metric}) has no rows")
+        _, truth, (score,) = _part_inputs(part, sub.size)
+        if part.rows is None:
+            local.append((None, _scorer(part.metric, codes, len(uniques), truth, score)))
+            continue
+        pidx, sub_codes = np.unique(sub, return_inverse=True)
+        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score)))
+    n_pat = len(uniques)
+    points = np.empty(len(parts))
+    point_ok = np.empty(len(parts), dtype=bool)
+    for i, (pidx, scorer) in enumerate(local):
+        v, d = scorer(np.ones((n_pat if pidx is None else pidx.size, 1)))
+        points[i], point_ok[i] = v[0], d[0]
+    values = np.empty((len(parts), int(n_resamples)))
+    defined = np.empty((len(parts), int(n_resamples)), dtype=bool)
+    block = int(np.clip(_BLOCK_CELLS // max(codes.size, n_pat), 1, n_resamples))
+    start = 0
+    for counts in _count_blocks(n_pat, int(n_resamples), seed, block):
+        stop = start + counts.shape[1]
+        for i, (pidx, scorer) in enumerate(local):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v, d = scorer(counts if pidx is None else counts[pidx])
+            # a subgroup none of whose patients was drawn has no value in that resample
+            values[i, start:stop], defined[i, start:stop] = v, d & np.isfinite(v)
+        start = stop
+    return points, point_ok, values, defined
+
+
+def _part_inputs(part: Part, n: int) -> tuple[str, np.ndarray | None, list[np.ndarray]]:
+    kind, _ = _parse_metric(part.metric)
+    if kind in _NEEDS_TRUTH and part.y_true is None:
+        raise ValueError(f"metric {part.metric!r} needs y_true")
+    truth = None if part.y_true is None else finite_vector("y_true", part.y_true, n, "rows")
+    return kind, truth, [finite_vector("y_score", part.y_score, n, "rows")]
+
+
+def percentile_interval(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates (raises when there are none)."""
+    return _interval("metric", np.asarray(stats, dtype=np.float64), level)
 
 
 def adjust(p_values: object, method: str = "holm") -> np.ndarray:

@@ -20,7 +20,9 @@ import pandas as pd
 
 from clerc.data.manifest import Manifest
 from clerc.evaluate.embeddings import Embeddings
+from clerc.evaluate.knn import LabelEfficiencyConfig
 from clerc.evaluate.results import Record
+from clerc.evaluate.subgroups import SubgroupConfig
 from clerc.modalities import DIAGNOSTIC
 from clerc.registry import Registry
 
@@ -134,6 +136,8 @@ class Context:
     max_gap: timedelta = timedelta(days=365)
     seed: int = 0
     supervised: pd.DataFrame | None = None
+    subgroups: SubgroupConfig = field(default_factory=SubgroupConfig)
+    label_efficiency: LabelEfficiencyConfig = field(default_factory=LabelEfficiencyConfig)
     predictions: list[pd.DataFrame] = field(default_factory=list)
     cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -176,7 +180,7 @@ def task(name: str, table: str, setting: str) -> Callable[[Callable[[Context], l
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
     f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "zeroshot", "probe", "crossmodal",
-                                          "supervised"))
+                                          "supervised", "subgroups", "label_efficiency"))
 
 
 def load_tasks() -> Registry[Task]:

@@ -25,8 +25,10 @@ import pandas as pd
 
 TABLES: tuple[str, ...] = ("table3", "table4", "table5")
 SETTINGS: tuple[str, ...] = (
-    "retrieval", "zero_shot", "linear_probe", "supervised", "difference",
+    "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "knn_probe",
 )
+#: Record keys that older results files may lack (read as null).
+OPTIONAL_FIELDS: tuple[str, ...] = ("subgroup", "train_fraction")
 #: Columns of ``predictions.parquet``.
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell", "kind", "y_true", "y_score")
 PREDICTION_KINDS: tuple[str, ...] = ("binary", "regression", "retrieval")
@@ -62,6 +64,11 @@ class Record:
     n: int
     n_undefined: int
     note: str | None
+    #: The patients scored when not all: ``"sex=F"``, ``"age=60-69"``, ``"race=Black"``, or
+    #: a family alone (``"sex"``) for its largest between-group gap (metric ``<m>_gap``).
+    subgroup: str | None = None
+    #: Fraction of the training patients a probe was fitted on (label efficiency).
+    train_fraction: float | None = None
 
     def __post_init__(self) -> None:
         if self.table not in TABLES:
@@ -72,6 +79,11 @@ class Record:
             object.__setattr__(self, name, _finite_or_none(name, getattr(self, name)))
         object.__setattr__(self, "n", int(self.n))
         object.__setattr__(self, "n_undefined", int(self.n_undefined))
+        if self.train_fraction is not None:
+            f = float(self.train_fraction)
+            if not 0.0 < f <= 1.0:
+                raise ValueError(f"Record.train_fraction must lie in (0, 1], got {f}")
+            object.__setattr__(self, "train_fraction", f)
         if self.value is None and not self.note:
             raise ValueError(
                 f"Record {self.key()}: an undefined value needs a note saying why"
@@ -80,7 +92,8 @@ class Record:
     def key(self) -> tuple[str | None, ...]:
         """Identity of the cell (what the gate compares on)."""
         return (self.table, self.task, self.setting, self.query_modality,
-                self.gallery_modality, self.modality, self.label_modality, self.metric)
+                self.gallery_modality, self.modality, self.label_modality, self.metric,
+                self.subgroup, self.train_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,10 +101,10 @@ class Record:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in d]
+        missing = [n for n in names if n not in d and n not in OPTIONAL_FIELDS]
         if missing:
             raise ValueError(f"record {d!r} lacks keys {missing}")
-        return cls(**{n: d[n] for n in names})
+        return cls(**{n: d[n] for n in names if n in d})
 
 
 def undefined(base: dict[str, Any], metric: str, note: str, n: int = 0) -> Record:

@@ -22,12 +22,13 @@ TASK_LABELS = {
 METRIC_LABELS = {
     "r2": "R²", "auroc": "AUROC", "mae": "MAE", "median_percentile": "Median percentile",
     "mean_percentile": "Mean percentile", "recall@1": "Recall@1", "recall@5": "Recall@5",
-    "recall@10": "Recall@10",
+    "recall@10": "Recall@10", "auprc": "AUPRC", "brier": "Brier score", "ece": "ECE",
+    "mrr": "MRR",
 }
 SETTING_LABELS = {"zero_shot": "Zero-shot", "linear_probe": "Linear probing",
                   "supervised": "Supervised"}
-METRIC_ORDER = ("r2", "mae", "auroc", "median_percentile", "mean_percentile", "recall@1",
-                "recall@5", "recall@10")
+METRIC_ORDER = ("r2", "mae", "auroc", "auprc", "brier", "ece", "median_percentile",
+                "mean_percentile", "recall@1", "recall@5", "recall@10", "mrr")
 MISSING = "not in results"
 ONE_DECIMAL = frozenset({"median_percentile", "mean_percentile", "mae"})
 #: Colour scale of matrix cells from best (t = 0) through neutral to worst (t = 1).

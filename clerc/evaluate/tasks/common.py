@@ -21,9 +21,13 @@ from clerc.evaluate.registry import Context, TaskDef
 from clerc.evaluate.results import Record, undefined
 
 #: Metrics reported per kind of predictive task.
-KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc",), "regression": ("r2", "mae")}
+KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc", "auprc"),
+                                            "regression": ("r2", "mae")}
+#: Calibration metrics added for predictions that are probabilities (binary probes).
+PROBABILITY_METRICS: tuple[str, ...] = ("brier", "ece")
 METRIC_FNS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "auroc": metrics.auroc, "r2": metrics.r2, "mae": metrics.mae,
+    "auroc": metrics.auroc, "auprc": metrics.auprc, "brier": metrics.brier,
+    "ece": metrics.ece, "r2": metrics.r2, "mae": metrics.mae,
 }
 #: Fewest test patients for which a metric is reported.
 MIN_PATIENTS = 2
@@ -93,6 +97,8 @@ def _point(metric: str, y_true: np.ndarray | None, y_score: np.ndarray) -> float
         return float(np.mean(s))
     if metric.startswith("recall@"):
         return metrics.recall_at_k(s, int(metric.split("@")[1]))
+    if metric == "mrr":
+        return metrics.mean_reciprocal_rank(s)
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -110,19 +116,28 @@ class StudyPredictions:
     note: str | None = None
 
 
-def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) -> list[Record]:
-    """Records (one per metric of the kind) for study-level predictions; saves them for plots."""
+def cell_metrics(kind: str, probabilities: bool = False) -> tuple[str, ...]:
+    """Metrics of a cell: those of its kind, plus calibration for binary probabilities."""
+    extra = PROBABILITY_METRICS if probabilities and kind == "binary" else ()
+    return KIND_METRICS[kind] + extra
+
+
+def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
+                       probabilities: bool = False) -> list[Record]:
+    """Records (one per metric of the cell) for study-level predictions; saves them for
+    plots. ``probabilities``: the scores are probabilities (adds Brier score and ECE)."""
     f = sp.frame
     y_true, y_score = f["y_true"].to_numpy(float), f["y_score"].to_numpy(float)
     ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score)
     pid = f["patient_id"].to_numpy(dtype=object)
     return [bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
-            for m in KIND_METRICS[sp.kind]]
+            for m in cell_metrics(sp.kind, probabilities)]
 
 
-def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0) -> list[Record]:
-    """One undefined record per metric of the kind."""
-    return [undefined(b, m, note, n) for m in KIND_METRICS[kind]]
+def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0,
+                   probabilities: bool = False) -> list[Record]:
+    """One undefined record per metric of the cell."""
+    return [undefined(b, m, note, n) for m in cell_metrics(kind, probabilities)]
 
 
 def studies(samples: pd.DataFrame, modality: str, split: str) -> pd.DataFrame:

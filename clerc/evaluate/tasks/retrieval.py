@@ -3,7 +3,8 @@
 For a pair (query, gallery): test patients with both modalities; per patient the pair of
 samples closest in time (no gap limit, as in the paper); every query sample ranks all
 matched gallery samples by cosine similarity. Metrics: median and mean percentile of the
-true match (0 = retrieved first), recall@1/5/10; each with a patient-level bootstrap
+true match (0 = retrieved first), recall@1/5/10, mean reciprocal rank (mean of
+1 / (rank + 1)); each with a patient-level bootstrap
 interval; ``n`` = patients. Ties count against the model (see ``metrics.retrieval_ranks``).
 """
 
@@ -28,6 +29,7 @@ RETRIEVAL_METRICS: tuple[tuple[str, str, str], ...] = (
     ("recall@1", "recall@1", "rank"),
     ("recall@5", "recall@5", "rank"),
     ("recall@10", "recall@10", "rank"),
+    ("mrr", "mrr", "rank"),
 )
 SPLIT = "test"
 
@@ -41,7 +43,7 @@ def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
 
 
 def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
-    """The five retrieval records of one ordered modality pair."""
+    """The retrieval records of one ordered modality pair."""
     b = base("table3", "retrieval", "retrieval", query=query, gallery=gallery)
     samples = ctx.embeddings.samples
     pairs = closest_pairs(_side(samples, query), _side(samples, gallery), None)

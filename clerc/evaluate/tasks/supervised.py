@@ -71,9 +71,23 @@ def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
     """Supervised records per (task, modality) and CLERC-minus-supervised differences."""
     ctx = dataclasses.replace(context, manifest=manifest) if manifest is not context.manifest \
         else context
-    joined = _joined(predictions, manifest)
     out: list[Record] = []
     pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]] = []
+    for b, d, sp in supervised_cells(predictions, ctx):
+        if isinstance(sp, str):
+            out += undefined_cell(b, d.kind, sp, probabilities=True)
+            continue
+        out += predictive_records(ctx, b, sp, probabilities=True)
+        if b["table"] == "table4":
+            pending += _differences(ctx, d, str(b["modality"]), sp)
+    return out + _holm(pending)
+
+
+def supervised_cells(predictions: pd.DataFrame, ctx: Context
+                     ) -> list[tuple[dict, TaskDef, StudyPredictions | str]]:
+    """(key fields, definition, study-level predictions or why none) per (task, modality)."""
+    joined = _joined(predictions, ctx.manifest)
+    out: list[tuple[dict, TaskDef, StudyPredictions | str]] = []
     for (name, modality), group in joined.groupby(["task", "modality"], sort=True):
         d = _resolve(ctx.definitions, str(name), str(modality))
         table = "table4" if d.table4 and d.modality == modality else "table5"
@@ -81,15 +95,13 @@ def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
                  label_modality=d.label_modality)
         rows = studies(group, str(modality), SPLIT)
         if rows.empty:
-            out += undefined_cell(b, d.kind, f"no {SPLIT} predictions for {name} on {modality}")
+            out.append((b, d, f"no {SPLIT} predictions for {name} on {modality}"))
             continue
         y, dropped = study_labels(ctx, rows, d)
-        sp = StudyPredictions(study_mean(rows, rows["score"].to_numpy(float), y), d.kind,
-                              gap_note(ctx, d, dropped, rows["study_id"].nunique()))
-        out += predictive_records(ctx, b, sp)
-        if table == "table4":
-            pending += _differences(ctx, d, str(modality), sp)
-    return out + _holm(pending)
+        out.append((b, d, StudyPredictions(study_mean(rows, rows["score"].to_numpy(float), y),
+                                           d.kind,
+                                           gap_note(ctx, d, dropped, rows["study_id"].nunique()))))
+    return out
 
 
 def _differences(ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
