@@ -61,14 +61,14 @@ def test_retrieval_with_too_few_patients_is_undefined(tmp_path):
     s.loc[only_one & s["modality"].eq("angio_text"), "split"] = "train"
     emb = dataclasses.replace(ctx.embeddings, samples=s)
     recs = pair_records(dataclasses.replace(ctx, embeddings=emb), "angio_text", "cxr_text")
-    assert len(recs) == 5
+    assert len(recs) == 6  # median/mean percentile, recall@1/5/10, mrr
     assert all(r.value is None and "need 2" in r.note and r.n == 1 for r in recs)
 
 
 def test_zero_shot_binary_on_planted_prompts(tmp_path):
     ctx = _ctx(tmp_path, noise=0.0)
     rec = zero_shot_cell(ctx, DEFS["rbbb"])
-    assert [r.metric for r in rec] == ["auroc"]
+    assert [r.metric for r in rec] == ["auroc", "auprc"]
     assert rec[0].value == 1.0 and rec[0].modality == "ecg_waveform"
     assert rec[0].task == "rbbb" and rec[0].setting == "zero_shot"
     assert ctx.predictions and ctx.predictions[0]["cell"].iloc[0] == cell_key(
@@ -167,16 +167,17 @@ def test_supervised_scores_and_differences(tmp_path):
         rows.append(pd.DataFrame({"sample_id": m["sample_id"], "task": name,
                                   "score": y.reindex(m["study_id"]).to_numpy(float)}))
     recs = score_predictions(pd.concat(rows), ctx.manifest, ctx)
-    sup = {(r.task, r.modality): r for r in recs if r.setting == "supervised"}
+    sup = {(r.task, r.modality): r for r in recs
+           if r.setting == "supervised" and r.metric in ("auroc", "r2")}
     assert sup[("rbbb", "ecg_waveform")].value == 1.0
     assert sup[("pacemaker", "echo_video")].label_modality == "echo_video"
     diff = [r for r in recs if r.setting == "difference"]
-    assert {r.metric for r in diff} == {"auroc", "auroc_p_holm"}
+    assert {r.metric for r in diff} == {"auroc", "auroc_p_holm", "auprc", "auprc_p_holm"}
     for r in diff:
-        if r.metric == "auroc":
+        if r.metric in ("auroc", "auprc"):
             assert r.value <= 0 and r.ci_low <= r.value <= r.ci_high
         else:
-            assert 0 <= r.value <= 1 and "Holm over 2" in r.note
+            assert 0 <= r.value <= 1 and "Holm over 4" in r.note
 
 
 def test_supervised_rejects_unknown_samples(tmp_path):
@@ -191,7 +192,7 @@ def test_unknown_task_suggests_close_matches():
     with pytest.raises(UnknownNameError, match="Did you mean 'retrieval'"):
         TASKS.get("retreival")
     assert task_names() == ["retrieval", "zero_shot", "linear_probe", "cross_modal",
-                             "supervised"]
+                             "supervised", "subgroups", "label_efficiency"]
 
 
 def test_supervised_task_needs_predictions(tmp_path):
