@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory):
     pred.to_parquet(root / "sup.parquet")
     code = main(["benchmark", "--embeddings", str(root / "emb.npz"), "--data",
                  str(root / "data"), "--out", str(root / "out"), "--bootstrap", "10",
-                 "--supervised", str(root / "sup.parquet"), "--no-report"])
+                 "--supervised", str(root / "sup.parquet"), "--no-report", "--knn"])
     assert code == 0
     return root
 

@@ -84,3 +84,42 @@ def test_bootstrap_replicates_equal_materialised_resamples(metric: str) -> None:
     expected = [_materialised(metric, pid, y, s, c) for c in counts]
     assert defined.tolist() == [e is not None for e in expected]
     np.testing.assert_allclose(stats, [e for e in expected if e is not None], atol=1e-12)
+
+
+def test_many_metrics_on_one_draw_equal_one_bootstrap_each() -> None:
+    rng = np.random.default_rng(5)
+    pid = rng.integers(0, 25, 90).astype(str)
+    y, s = _data(6, 90, True)
+    specs = [("auroc", s), ("auprc", s), ("brier", s), ("ece", s), ("mean", s)]
+    got = bootstrap.patient_bootstrap_many(specs, pid, y, n_resamples=150, seed=9)
+    for (metric, score), res in zip(specs, got, strict=True):
+        assert res == bootstrap.patient_bootstrap(metric, pid, y, score, n_resamples=150,
+                                                  seed=9)
+    bad = bootstrap.patient_bootstrap_many([("brier", s + 2.0), ("auroc", s)], pid, y,
+                                           n_resamples=20, seed=1)
+    assert isinstance(bad[0], str) and "probabilities" in bad[0]
+    assert bad[1] == bootstrap.patient_bootstrap("auroc", pid, y, s, n_resamples=20, seed=1)
+
+
+def test_cell_records_share_draws_but_keep_each_metrics_interval(tmp_path) -> None:
+    """`bootstrap_records` gives the records `bootstrap_record` gives one by one, the
+    metrics in SHARES_DRAWS bootstrapped with their partner's seed."""
+    from types import SimpleNamespace
+
+    from clerc.evaluate.tasks.common import (
+        SHARES_DRAWS, base, bootstrap_record, bootstrap_records, cell_seed)
+
+    ctx = SimpleNamespace(n_resamples=120, seed=3)
+    b = base("table4", "rbbb", "linear_probe", modality="ecg_waveform",
+             label_modality="ecg_waveform")
+    rng = np.random.default_rng(2)
+    pid = rng.integers(0, 30, 80).astype(str).astype(object)
+    y, s = _data(8, 80, False)
+    names = ["auroc", "auprc", "brier", "ece"]
+    got = bootstrap_records(ctx, b, [(m, m, s) for m in names], pid, y, "a note")
+    assert got[0] == bootstrap_record(ctx, b, "auroc", pid, y, s, "a note")
+    for m, rec in zip(names[1:], got[1:], strict=True):
+        res = bootstrap.patient_bootstrap(m, pid, y, s, n_resamples=120,
+                                          seed=cell_seed(ctx, b, SHARES_DRAWS[m]))
+        assert (rec.value, rec.ci_low, rec.ci_high, rec.n_undefined, rec.note) == (
+            res.value, res.ci_low, res.ci_high, res.n_undefined, "a note")

@@ -14,7 +14,7 @@ from clerc.evaluate import bootstrap, metrics
 from clerc.evaluate.knn import LabelEfficiencyConfig, fit_knn, neighbour_labels
 from clerc.evaluate.registry import Context, load_definitions
 from clerc.evaluate.results import Record, provenance, write_results
-from clerc.evaluate.subgroups import SubgroupConfig, age_band, assign
+from clerc.evaluate.subgroups import SubgroupConfig, age_band, assign, group_tables
 from clerc.evaluate.tasks.label_efficiency import cell_records
 from clerc.evaluate.tasks.probe import probe_cell, probe_predictions
 from clerc.evaluate.tasks.subgroups import subgroup_records
@@ -64,10 +64,14 @@ def test_subgroup_records_match_a_direct_loop(tmp_path, name: str, probe: bool) 
                  label_modality=d.label_modality)
     else:
         sp, b = zero_shot_predictions(ctx, d), zero_shot_key(d)
-    recs = subgroup_records(ctx, b, sp, probe)
+    tables = group_tables(ctx.manifest, ctx.subgroups)
+    recs = subgroup_records(ctx, b, sp, probe, tables)
+    assert recs == subgroup_records(ctx, b, sp, probe)  # tables = a shortcut, same groups
     by = {(r.subgroup, r.metric): r for r in recs}
     for family in ("sex", "age", "race"):
         groups = assign(ctx.manifest, sp.frame, family, ctx.subgroups)
+        assert (groups == assign(ctx.manifest, sp.frame, family, ctx.subgroups,
+                                 tables=tables)).all()
         for metric in {r.metric for r in recs if not r.metric.endswith("_gap")}:
             direct = _direct(sp.frame, groups, metric)
             scored = {}
@@ -157,7 +161,7 @@ def test_knn_matches_a_brute_force_loop() -> None:
 
 def test_label_efficiency_records(tmp_path) -> None:
     ctx = _ctx(tmp_path, n=160, label_efficiency=LabelEfficiencyConfig(
-        fractions=(0.1, 1.0), draws=3, ks=(3, 5)))
+        fractions=(0.1, 1.0), draws=3, ks=(3, 5), knn=True))
     d = DEFS["rbbb"]
     recs = cell_records(ctx, d)
     by = {(r.setting, r.train_fraction, r.metric): r for r in recs}

@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "patients (default 0.01 0.1 1)")
     parser.add_argument("--label-draws", type=at_least(1), default=5, metavar="N",
                         help="label_efficiency task: seeded draws per fraction below 1")
+    parser.add_argument("--knn", action="store_true",
+                        help="label_efficiency task: also fit k-NN probes (every val/test row "
+                             "against every training row: minutes at 40,000 patients)")
 
 
 class Stages:
@@ -192,7 +195,7 @@ def _extra_settings(args: argparse.Namespace) -> dict[str, Any]:
     from clerc.evaluate.knn import LabelEfficiencyConfig
     from clerc.evaluate.subgroups import SubgroupConfig
 
-    label = {"draws": args.label_draws}
+    label = {"draws": args.label_draws, "knn": args.knn}
     if args.label_fractions:
         label["fractions"] = tuple(args.label_fractions)
     return {"subgroups": SubgroupConfig(age_edges=tuple(args.age_edges or ()),

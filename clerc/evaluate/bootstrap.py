@@ -11,9 +11,10 @@ computed for the whole block at once as a weighted metric (weights = counts of e
   positive weight per score and, by a cumulative sum, the negative weight below it (ties
   count one half): the exact Mann-Whitney count in O(n) per resample.
 - mean, MAE, R^2, recall@K: per-patient sums, then one matrix product per block.
-- AUPRC: all scores sorted once into tie groups; per resample the positive and negative
-  weight of each group (sparse products), cumulated from the highest score: average
-  precision as sklearn defines it, for the whole block at once.
+- AUPRC: positive scores sorted once into tie groups, each negative placed once at the
+  first positive score at or below it; per resample the positive and negative weight of
+  each group (sparse products), cumulated from the highest score: average precision as
+  sklearn defines it, for the whole block at once.
 - ECE: per-patient sums of (y - p) within each probability bin, one product per block.
 - Brier, MRR: per-patient sums as for the mean.
 - median: values sorted once into groups; per resample the cumulative weights locate the
@@ -44,6 +45,7 @@ __all__ = [
     "joint_replicates",
     "paired_bootstrap",
     "patient_bootstrap",
+    "patient_bootstrap_many",
     "percentile_interval",
     "resample_counts",
 ]
@@ -162,13 +164,18 @@ def _auprc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarr
     if not np.isin(y, (0.0, 1.0)).all():
         raise ValueError("auprc: y_true must contain only 0 and 1")
     is_pos = y == 1
-    values, groups = np.unique(s, return_inverse=True)
-    k = values.size
-    # rows of the group matrices run from the highest score down
-    pos = _group_matrix(k - 1 - groups[is_pos], k, codes[is_pos], n_patients)
-    neg = _group_matrix(k - 1 - groups[~is_pos], k, codes[~is_pos], n_patients)
+    pos_values, pos_groups = np.unique(s[is_pos], return_inverse=True)
+    k = pos_values.size
+    # rows run over the positive scores from the highest down (only they add precision
+    # terms); a negative joins "seen" at the first positive score at or below it
+    pos = _group_matrix(k - 1 - pos_groups, k, codes[is_pos], n_patients)
+    first = k - np.searchsorted(pos_values, s[~is_pos], side="right")
+    keep = first < k
+    neg = _group_matrix(first[keep], k, codes[~is_pos][keep], n_patients)
 
     def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if k == 0:
+            return np.zeros(counts.shape[1]), np.zeros(counts.shape[1], dtype=bool)
         tp = np.asarray(pos @ counts)
         tp_cum = np.cumsum(tp, axis=0)
         seen = tp_cum + np.cumsum(np.asarray(neg @ counts), axis=0)
@@ -364,6 +371,60 @@ def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score:
                            int((~defined).sum()), float(level), None)
 
 
+def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: object,
+                           y_true: object, *, n_resamples: int = 1000, seed: int = 0,
+                           level: float = 0.95) -> list[BootstrapResult | str]:
+    """`patient_bootstrap` of several (metric, y_score) on one set of resamples.
+
+    Each result equals ``patient_bootstrap(metric, patient_ids, y_true, y_score,
+    n_resamples=..., seed=seed)`` (same draws, each metric's own undefined resamples); the
+    counts are drawn once for all. A metric that cannot be scored (undefined on the full
+    data, every resample undefined, invalid inputs) gives the error message instead.
+    """
+    _check_options(n_resamples, level)
+    codes, n_pat, truth, scores = _inputs("mean", patient_ids,
+                                          y_true, [("y_score", s) for _, s in metrics])
+    out: list[BootstrapResult | str] = []
+    live: list[tuple[int, float, Scorer]] = []
+    for i, ((metric, _), score) in enumerate(zip(metrics, scores, strict=True)):
+        try:
+            kind, _ = _parse_metric(metric)
+            if kind in _NEEDS_TRUTH and truth is None:
+                raise ValueError(f"metric {metric!r} needs y_true")
+            scorer = _scorer(metric, codes, n_pat, truth, score)
+            live.append((i, _point(metric, scorer, n_pat), scorer))
+            out.append("")
+        except ValueError as exc:
+            out.append(str(exc))
+    if not live:
+        return out
+    stats, defined = _replicates_each([s for _, _, s in live], n_pat, codes.size,
+                                      int(n_resamples), seed)
+    for (i, value, _), st, ok in zip(live, stats, defined, strict=True):
+        try:
+            low, high = _interval(metrics[i][0], st[ok], level)
+        except ValueError as exc:
+            out[i] = str(exc)
+            continue
+        out[i] = BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
+                                 int((~ok).sum()), float(level), None)
+    return out
+
+
+def _replicates_each(scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int,
+                     seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Like `_replicates`, but each scorer keeps its own defined mask."""
+    block = int(np.clip(_BLOCK_CELLS // max(n_rows, n_patients), 1, n_resamples))
+    values: list[list[np.ndarray]] = [[] for _ in scorers]
+    defined: list[list[np.ndarray]] = [[] for _ in scorers]
+    for counts in _count_blocks(n_patients, n_resamples, seed, block):
+        for i, scorer in enumerate(scorers):
+            v, d = scorer(counts)
+            values[i].append(v)
+            defined[i].append(d)
+    return [np.concatenate(v) for v in values], [np.concatenate(d) for d in defined]
+
+
 def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: object,
                      score_b: object, *, n_resamples: int = 1000, seed: int = 0,
                      level: float = 0.95) -> BootstrapResult:
@@ -417,6 +478,7 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
     if codes.size == 0 or (codes < 0).any():
         raise ValueError("joint_replicates needs at least one row and no missing patient ids")
     local: list[tuple[np.ndarray | None, Scorer]] = []
+    shared: dict[bytes, np.ndarray] = {}  # parts on the same patients share one pidx
     for i, part in enumerate(parts):
         sub = codes if part.rows is None else codes[np.asarray(part.rows, dtype=np.int64)]
         if sub.size == 0:
@@ -426,6 +488,7 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
             local.append((None, _scorer(part.metric, codes, len(uniques), truth, score)))
             continue
         pidx, sub_codes = np.unique(sub, return_inverse=True)
+        pidx = shared.setdefault(pidx.tobytes(), pidx)
         local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score)))
     n_pat = len(uniques)
     points = np.empty(len(parts))
@@ -439,9 +502,10 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
     start = 0
     for counts in _count_blocks(n_pat, int(n_resamples), seed, block):
         stop = start + counts.shape[1]
+        sub_counts = {id(p): counts[p] for p in shared.values()}
         for i, (pidx, scorer) in enumerate(local):
             with np.errstate(invalid="ignore", divide="ignore"):
-                v, d = scorer(counts if pidx is None else counts[pidx])
+                v, d = scorer(counts if pidx is None else sub_counts[id(pidx)])
             # a subgroup none of whose patients was drawn has no value in that resample
             values[i, start:stop], defined[i, start:stop] = v, d & np.isfinite(v)
         start = stop

@@ -89,9 +89,36 @@ def study_times(manifest: Manifest) -> pd.Series:
     return s["acquired_at"].groupby(study.to_numpy()).min()
 
 
+def group_tables(manifest: Manifest, config: SubgroupConfig) -> dict[str, pd.Series]:
+    """Per family, the group of every patient (sex, race: indexed by patient_id) or of
+    every study (age: indexed by study_id, from the patient's age at the study's time);
+    built once and shared by every cell (`assign` with ``tables``)."""
+    patients = manifest.patients.astype({"patient_id": str}).set_index("patient_id")
+    out = {}
+    for family in config.families:
+        if family in ("sex", "race"):
+            v = patients[family]
+            out[family] = v.astype(object).where(v.notna(), UNKNOWN).astype(str)
+            continue
+        s = manifest.samples
+        study = s["study_id"].fillna("sample:" + s["sample_id"].astype(str)).astype(str)
+        first = s.assign(study=study.to_numpy()).groupby("study", sort=False).agg(
+            patient_id=("patient_id", "first"), time=("acquired_at", "min"))
+        age = manifest.age_at(first["patient_id"].astype(str), first["time"])
+        out[family] = pd.Series(age_band(age.to_numpy(dtype=np.float64), config.age_edges),
+                                index=first.index)
+    return out
+
+
 def assign(manifest: Manifest, frame: pd.DataFrame, family: str,
-           config: SubgroupConfig, times: pd.Series | None = None) -> np.ndarray:
-    """The group of each row of ``frame`` (columns patient_id, study_id) in ``family``."""
+           config: SubgroupConfig, times: pd.Series | None = None,
+           tables: dict[str, pd.Series] | None = None) -> np.ndarray:
+    """The group of each row of ``frame`` (columns patient_id, study_id) in ``family``
+    (looked up in ``tables`` from `group_tables` when given)."""
+    if tables is not None and family in tables:
+        col = "study_id" if family == "age" else "patient_id"
+        g = tables[family].reindex(frame[col].astype(str).to_numpy())
+        return g.where(g.notna(), UNKNOWN).to_numpy(dtype=object)
     pid = frame["patient_id"].astype(str).to_numpy()
     patients = manifest.patients.astype({"patient_id": str}).set_index("patient_id")
     if family in ("sex", "race"):

@@ -36,7 +36,7 @@ class _Data:
 
     x_train: np.ndarray
     y_train: np.ndarray
-    patients: np.ndarray  # patient of each train row
+    patients: np.ndarray  # patient of each train row: index into the sorted patient ids
     x_val: np.ndarray
     y_val: np.ndarray
     test: pd.DataFrame
@@ -55,18 +55,20 @@ def _data(ctx: Context, d: TaskDef, modality: str) -> _Data | str:
     if test.empty:
         return f"no labelled test samples of {modality}"
     (tr, yt), (va, yv) = split["train"], split["val"]
-    return _Data(v[tr.index.to_numpy()], yt, tr["patient_id"].astype(str).to_numpy(),
+    codes, _ = pd.factorize(tr["patient_id"].astype(str).to_numpy(), sort=True)
+    return _Data(v[tr.index.to_numpy()], yt, codes,
                  v[va.index.to_numpy()], yv, test, y_test)
 
 
 def _draw(data: _Data, fraction: float, seed: int) -> tuple[np.ndarray, int]:
     """Train rows of a seeded draw of ``fraction`` of the patients, and how many patients."""
-    patients = np.unique(data.patients)
+    n_patients = int(data.patients.max()) + 1
     if fraction >= 1.0:
-        return np.arange(len(data.patients)), patients.size
-    m = max(1, int(round(fraction * patients.size)))
-    chosen = np.random.default_rng(seed).choice(patients, size=m, replace=False)
-    return np.flatnonzero(np.isin(data.patients, chosen)), m
+        return np.arange(len(data.patients)), n_patients
+    m = max(1, int(round(fraction * n_patients)))
+    chosen = np.zeros(n_patients, dtype=bool)
+    chosen[np.random.default_rng(seed).choice(n_patients, size=m, replace=False)] = True
+    return np.flatnonzero(chosen[data.patients]), m
 
 
 def _predictions(ctx: Context, d: TaskDef, modality: str, data: _Data, setting: str,
@@ -74,7 +76,7 @@ def _predictions(ctx: Context, d: TaskDef, modality: str, data: _Data, setting: 
     """Study-level test predictions of one draw (or why it could not be fitted)."""
     if setting == "linear_probe" and fraction >= 1.0:
         sp = probe_predictions(ctx, d, modality)
-        return sp if isinstance(sp, str) else (sp.frame, np.unique(data.patients).size)
+        return sp if isinstance(sp, str) else (sp.frame, int(data.patients.max()) + 1)
     rows, m = _draw(data, fraction, seed)
     xt, yt = data.x_train[rows], data.y_train[rows]
     test_x = ctx.embeddings.vectors[data.test.index.to_numpy()]
@@ -103,31 +105,33 @@ def _records(ctx: Context, b: dict[str, Any], kind: str, frames: list[pd.DataFra
     pid = f0["patient_id"].to_numpy(dtype=object)
     y = f0["y_true"].to_numpy(float)
     n = int(pd.unique(pid).size)
+    parts = [bootstrap.Part(m, y, f["y_score"].to_numpy(float)) for m in metrics
+             for f in frames]
+    try:  # every metric and draw on one set of resamples
+        points, ok, values, defined = bootstrap.joint_replicates(
+            pid, parts, n_resamples=max(ctx.n_resamples, 1), seed=cell_seed(ctx, b, "draws"))
+    except ValueError as exc:
+        return [Record(**b, metric=m, value=None, ci_low=None, ci_high=None, n=n,
+                       n_undefined=0, note=f"{note}; {exc}") for m in metrics]
     out: list[Record] = []
-    for m in metrics:
-        parts = [bootstrap.Part(m, y, f["y_score"].to_numpy(float)) for f in frames]
-        try:
-            points, ok, values, defined = bootstrap.joint_replicates(
-                pid, parts, n_resamples=max(ctx.n_resamples, 1), seed=cell_seed(ctx, b, m))
-        except ValueError as exc:
-            out.append(Record(**b, metric=m, value=None, ci_low=None, ci_high=None, n=n,
-                              n_undefined=0, note=f"{note}; {exc}"))
-            continue
-        if not ok.all():
+    k = len(frames)
+    for j, m in enumerate(metrics):
+        sl = slice(j * k, (j + 1) * k)
+        if not ok[sl].all():
             out.append(Record(**b, metric=m, value=None, ci_low=None, ci_high=None, n=n,
                               n_undefined=0, note=f"{note}; {m} undefined on the test set"))
             continue
         lo = hi = None
-        both = defined.all(axis=0)
+        both = defined[sl].all(axis=0)
         if ctx.n_resamples >= 1 and both.any():
-            lo, hi = bootstrap.percentile_interval(values[:, both].mean(axis=0))
-        out.append(Record(**b, metric=m, value=float(points.mean()), ci_low=lo, ci_high=hi,
+            lo, hi = bootstrap.percentile_interval(values[sl][:, both].mean(axis=0))
+        out.append(Record(**b, metric=m, value=float(points[sl].mean()), ci_low=lo, ci_high=hi,
                           n=n, n_undefined=int((~both).sum()) if ctx.n_resamples else 0,
                           note=note))
-        if len(frames) > 1:
-            out.append(Record(**b, metric=f"{m}_sd", value=float(np.std(points, ddof=1)),
+        if k > 1:
+            out.append(Record(**b, metric=f"{m}_sd", value=float(np.std(points[sl], ddof=1)),
                               ci_low=None, ci_high=None, n=n, n_undefined=0,
-                              note=f"standard deviation over {len(frames)} draws"))
+                              note=f"standard deviation over {k} draws"))
     return out
 
 

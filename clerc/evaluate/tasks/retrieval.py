@@ -19,7 +19,7 @@ from clerc.evaluate import metrics
 from clerc.evaluate.matching import closest_pairs
 from clerc.evaluate.registry import Context, task
 from clerc.evaluate.results import Record, undefined
-from clerc.evaluate.tasks.common import base, bootstrap_record, cell_key
+from clerc.evaluate.tasks.common import base, bootstrap_records, cell_key
 from clerc.modalities import MODALITY_NAMES
 
 #: (record metric name, bootstrap metric, scores: "percentile" or "rank").
@@ -59,8 +59,8 @@ def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
     ctx.add_predictions(cell_key(b), "retrieval", np.ones(n), pct)
     pid = pairs["patient_id"].to_numpy(dtype=object)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    return [bootstrap_record(ctx, b, boot, pid, None, scores[kind], name=name)
-            for name, boot, kind in RETRIEVAL_METRICS]
+    return bootstrap_records(ctx, b, [(name, boot, scores[kind])
+                                      for name, boot, kind in RETRIEVAL_METRICS], pid, None)
 
 
 @task("retrieval", "table3", "retrieval")

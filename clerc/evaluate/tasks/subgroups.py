@@ -27,7 +27,7 @@ import pandas as pd
 from clerc.evaluate import bootstrap
 from clerc.evaluate.registry import Context, task
 from clerc.evaluate.results import Record
-from clerc.evaluate.subgroups import assign, group_order, study_times
+from clerc.evaluate.subgroups import assign, group_order, group_tables
 from clerc.evaluate.tasks.common import StudyPredictions, base, cell_metrics, cell_seed
 from clerc.evaluate.tasks.probe import probe_predictions
 from clerc.evaluate.tasks.supervised import supervised_cells
@@ -58,7 +58,8 @@ def cells(ctx: Context) -> Iterator[tuple[dict[str, Any], StudyPredictions, bool
 
 
 def subgroup_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
-                     probabilities: bool, times: pd.Series | None = None) -> list[Record]:
+                     probabilities: bool,
+                     tables: dict[str, pd.Series] | None = None) -> list[Record]:
     """Per-group records and per-family gap records of one cell."""
     cfg = ctx.subgroups
     f = sp.frame
@@ -69,7 +70,7 @@ def subgroup_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
     parts: list[bootstrap.Part] = []
     slots: list[tuple[str, str, str, int]] = []  # family, group, metric, n patients
     for family in cfg.families:
-        groups = assign(ctx.manifest, f, family, cfg, times)
+        groups = assign(ctx.manifest, f, family, cfg, tables=tables)
         for g in group_order(family, sorted(set(groups))):
             rows = np.flatnonzero(groups == g)
             n = int(pd.unique(pid[rows]).size)
@@ -161,8 +162,8 @@ def _gaps(ctx: Context, b: dict[str, Any], slots: list[tuple[str, str, str, int]
 @task("subgroups", "table4", "linear_probe")
 def subgroups(ctx: Context) -> list[Record]:
     """Tables 4-5 within sex, age bands and race, with the largest gap per family."""
-    times = study_times(ctx.manifest)
+    tables = group_tables(ctx.manifest, ctx.subgroups)
     out: list[Record] = []
     for b, sp, probabilities in cells(ctx):
-        out += subgroup_records(ctx, b, sp, probabilities, times)
+        out += subgroup_records(ctx, b, sp, probabilities, tables)
     return out
