@@ -53,8 +53,9 @@ def test_demo_writes_every_table(demo_run: Path) -> None:
                  if r["table"] == "table3" and r["metric"] == "median_percentile"}
     assert len(retrieval) == 56
     pages = sorted(p.name for p in (demo_run.parents[2] / "reports").glob("*.html"))
-    assert pages == ["index.html", "table1.html", "table2.html", "table3.html", "table4.html",
-                     "table5.html"]
+    assert pages == ["index.html", "label_efficiency.html", "subgroups_age.html",
+                     "subgroups_race.html", "subgroups_sex.html", "table1.html", "table2.html",
+                     "table3.html", "table4.html", "table5.html"]
     timings = json.loads((demo_run.parents[1] / "timings.json").read_text())
     assert timings["failed"] is None
 

@@ -86,7 +86,11 @@ def test_bootstrap_replicates_equal_materialised_resamples(metric: str) -> None:
     np.testing.assert_allclose(stats, [e for e in expected if e is not None], atol=1e-12)
 
 
-def test_many_metrics_on_one_draw_equal_one_bootstrap_each() -> None:
+@pytest.mark.parametrize("block_cells", [500_000, 900])  # one block; blocks of 10 resamples
+def test_many_metrics_on_one_draw_equal_one_bootstrap_each(monkeypatch, block_cells) -> None:
+    """AUROC and AUPRC of the same scores share their block products (and every metric the
+    counts): each result still equals its own `patient_bootstrap`."""
+    monkeypatch.setattr(bootstrap, "_BLOCK_CELLS", block_cells)
     rng = np.random.default_rng(5)
     pid = rng.integers(0, 25, 90).astype(str)
     y, s = _data(6, 90, True)
@@ -107,7 +111,12 @@ def test_cell_records_share_draws_but_keep_each_metrics_interval(tmp_path) -> No
     from types import SimpleNamespace
 
     from clerc.evaluate.tasks.common import (
-        SHARES_DRAWS, base, bootstrap_record, bootstrap_records, cell_seed)
+        SHARES_DRAWS,
+        base,
+        bootstrap_record,
+        bootstrap_records,
+        cell_seed,
+    )
 
     ctx = SimpleNamespace(n_resamples=120, seed=3)
     b = base("table4", "rbbb", "linear_probe", modality="ecg_waveform",
@@ -123,3 +132,20 @@ def test_cell_records_share_draws_but_keep_each_metrics_interval(tmp_path) -> No
                                           seed=cell_seed(ctx, b, SHARES_DRAWS[m]))
         assert (rec.value, rec.ci_low, rec.ci_high, rec.n_undefined, rec.note) == (
             res.value, res.ci_low, res.ci_high, res.n_undefined, "a note")
+
+
+def test_joint_parts_sharing_products_equal_parts_that_do_not(monkeypatch) -> None:
+    monkeypatch.setattr(bootstrap, "_BLOCK_CELLS", 900)  # several blocks
+    rng = np.random.default_rng(3)
+    pid = rng.integers(0, 30, 90).astype(str)
+    y, s = _data(4, 90, True)
+    rows = np.flatnonzero(rng.random(90) < 0.6)
+    ys, ss = y[rows], s[rows]
+    shared = [bootstrap.Part(m, ys, ss, rows) for m in ("auroc", "auprc")] + [
+        bootstrap.Part(m, y, s) for m in ("auroc", "auprc")]
+    apart = [bootstrap.Part(p.metric, p.y_true.copy(), p.y_score.copy(), p.rows)
+             for p in shared]
+    a = bootstrap.joint_replicates(pid, shared, n_resamples=60, seed=2)
+    b = bootstrap.joint_replicates(pid, apart, n_resamples=60, seed=2)
+    for x, z in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, z)

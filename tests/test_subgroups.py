@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -183,7 +185,8 @@ def test_report_has_subgroup_and_label_efficiency_pages(tmp_path) -> None:
     from clerc.report.html import render
 
     ctx = _ctx(tmp_path / "c", n=100, n_resamples=10, subgroups=SubgroupConfig(min_patients=3),
-               label_efficiency=LabelEfficiencyConfig(fractions=(0.2, 1.0), draws=2, ks=(3,)))
+               label_efficiency=LabelEfficiencyConfig(fractions=(0.2, 1.0), draws=2, ks=(3,),
+                                                      knn=True))
     defs = tuple(d for d in ctx.definitions if d.name in ("rbbb", "lvef"))
     import dataclasses
 
@@ -200,8 +203,30 @@ def test_report_has_subgroup_and_label_efficiency_pages(tmp_path) -> None:
         assert page in names
     sex = (tmp_path / "out" / "subgroups_sex.html").read_text()
     assert "Largest gap" in sex and ">F<" in sex and ">M<" in sex
-    assert "<svg" in (tmp_path / "out" / "label_efficiency.html").read_text()
+    le = (tmp_path / "out" / "label_efficiency.html").read_text()
+    assert "<svg" in le and "k-NN probe" in le
+    assert re.search(r">50<sup", le) and ">10<sup" in le and "50.000" not in le  # counts
     t4 = (tmp_path / "out" / "table4.html").read_text()
     assert "AUPRC" in t4 and "Brier score" in t4 and "ECE" in t4
+    assert "zero-shot scores are not probabilities" in t4  # not "not in results"
     doc = json.loads(path.read_text())
     assert {r["subgroup"] for r in doc["records"]} >= {None, "sex=F", "sex", "race=Asian"}
+
+
+def test_label_efficiency_plot_marks_a_cell_without_scores() -> None:
+    from clerc.report.plots import label_efficiency as le_plot
+
+    def rec(task, setting, metric, value, fraction):
+        return {"table": "table4", "task": task, "modality": "ecg_waveform",
+                "setting": setting, "metric": metric, "value": value, "subgroup": None,
+                "train_fraction": fraction}
+
+    recs = [rec("rbbb", "linear_probe", "auroc", 0.7, 0.1),
+            rec("rbbb", "linear_probe", "train_patients", 10.0, 0.1),
+            rec("rbbb", "linear_probe", "auroc", 0.8, 1.0),
+            rec("rbbb", "linear_probe", "train_patients", 100.0, 1.0),
+            rec("lbbb", "linear_probe", "auroc", None, 1.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no artists with labels" legend warning
+        plot = le_plot(recs)
+    assert plot is not None and "no fraction could be scored" in plot.svg

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,16 @@ def _group_matrix(groups: np.ndarray, n_groups: int, codes: np.ndarray,
     return sparse.csr_matrix((ones, (groups, codes)), shape=(n_groups, n_patients))
 
 
-def _auroc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray) -> Scorer:
+BinaryCore = Callable[[np.ndarray], tuple[np.ndarray, ...]]
+
+
+def _binary_core(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray,
+                 last: list | None = None) -> BinaryCore:
+    """Per block of counts, the products AUROC and AUPRC both need: per positive tie group
+    (ascending score) the positive weight P, the negative weight strictly below C and tied
+    T, and per resample n_pos and n_neg. The last products are kept (in ``last``, one slot
+    that cores may share), so AUROC then AUPRC of the same rows on the same block compute
+    them once."""
     if not np.isin(y, (0.0, 1.0)).all():
         raise ValueError("auroc: y_true must contain only 0 and 1")
     is_pos = y == 1
@@ -147,42 +157,41 @@ def _auroc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarr
     ties = _group_matrix(at[tied], k, neg_codes[tied], n_patients) if tied.any() else None
     pos_rows = _patient_sums(codes[is_pos], n_patients, np.ones(int(is_pos.sum())))
     neg_rows = _patient_sums(neg_codes, n_patients, np.ones(neg_codes.size))
+    slot = [None, None, None] if last is None else last
 
+    def core(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+        if slot[0] is not core or slot[1] is not counts:
+            t = None if ties is None else np.asarray(ties @ counts)
+            slot[:] = [core, counts, (np.asarray(pos @ counts),
+                                      np.cumsum(below @ counts, axis=0), t,
+                                      pos_rows @ counts, neg_rows @ counts)]
+        return slot[2]
+
+    return core
+
+
+def _auroc_scorer(core: BinaryCore) -> Scorer:
     def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        credit = np.cumsum(below @ counts, axis=0)  # (k, B) negative weight below each
-        if ties is not None:
-            credit += 0.5 * (ties @ counts)
-        wins = np.einsum("gb,gb->b", pos @ counts, credit)
-        n_pos, n_neg = pos_rows @ counts, neg_rows @ counts
+        p, below, ties, n_pos, n_neg = core(counts)
+        credit = below if ties is None else below + 0.5 * ties  # (k, B) negatives below
+        wins = np.einsum("gb,gb->b", p, credit)
         defined = (n_pos > 0) & (n_neg > 0)
         return wins / np.where(defined, n_pos * n_neg, 1.0), defined
 
     return score
 
 
-def _auprc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray) -> Scorer:
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("auprc: y_true must contain only 0 and 1")
-    is_pos = y == 1
-    pos_values, pos_groups = np.unique(s[is_pos], return_inverse=True)
-    k = pos_values.size
-    # rows run over the positive scores from the highest down (only they add precision
-    # terms); a negative joins "seen" at the first positive score at or below it
-    pos = _group_matrix(k - 1 - pos_groups, k, codes[is_pos], n_patients)
-    first = k - np.searchsorted(pos_values, s[~is_pos], side="right")
-    keep = first < k
-    neg = _group_matrix(first[keep], k, codes[~is_pos][keep], n_patients)
-
+def _auprc_scorer(core: BinaryCore) -> Scorer:
     def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if k == 0:
+        p, below, _, n_pos, n_neg = core(counts)
+        if p.shape[0] == 0:
             return np.zeros(counts.shape[1]), np.zeros(counts.shape[1], dtype=bool)
-        tp = np.asarray(pos @ counts)
-        tp_cum = np.cumsum(tp, axis=0)
-        seen = tp_cum + np.cumsum(np.asarray(neg @ counts), axis=0)
-        precision = tp_cum / np.where(seen > 0, seen, 1.0)
-        n_pos = tp_cum[-1]
+        # at each positive score v: positives scoring >= v and all rows scoring >= v
+        tp = n_pos - np.cumsum(p, axis=0) + p
+        seen = tp + (n_neg - below)
+        precision = tp / np.where(seen > 0, seen, 1.0)
         defined = n_pos > 0
-        return np.einsum("gb,gb->b", tp, precision) / np.where(defined, n_pos, 1.0), defined
+        return np.einsum("gb,gb->b", p, precision) / np.where(defined, n_pos, 1.0), defined
 
     return score
 
@@ -256,14 +265,24 @@ def _median_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
 
 
 def _scorer(metric: str, codes: np.ndarray, n_patients: int,
-            y_true: np.ndarray | None, y_score: np.ndarray) -> Scorer:
+            y_true: np.ndarray | None, y_score: np.ndarray,
+            cores: dict[Any, BinaryCore] | None = None, key: Any = None) -> Scorer:
+    """The scorer of ``metric``; AUROC and AUPRC scorers made with the same ``cores`` dict
+    and ``key`` (same rows, y_true and scores) share their block products."""
     kind, k = _parse_metric(metric)
-    if kind == "auroc":
-        return _auroc_scorer(codes, n_patients, y_true, y_score)
+    if kind in ("auroc", "auprc"):
+        core = None if cores is None or key is None else cores.get(key)
+        if core is None:
+            try:
+                core = _binary_core(codes, n_patients, y_true, y_score,
+                                    None if cores is None else cores.setdefault("slot", [None] * 3))
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("auroc", kind)) from None
+            if cores is not None and key is not None:
+                cores[key] = core
+        return (_auroc_scorer if kind == "auroc" else _auprc_scorer)(core)
     if kind == "r2":
         return _r2_scorer(codes, n_patients, y_true, y_score)
-    if kind == "auprc":
-        return _auprc_scorer(codes, n_patients, y_true, y_score)
     if kind == "ece":
         return _ece_scorer(codes, n_patients, y_true, y_score)
     if kind == "brier":
@@ -386,12 +405,13 @@ def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: objec
                                           y_true, [("y_score", s) for _, s in metrics])
     out: list[BootstrapResult | str] = []
     live: list[tuple[int, float, Scorer]] = []
-    for i, ((metric, _), score) in enumerate(zip(metrics, scores, strict=True)):
+    cores: dict[Any, BinaryCore] = {}
+    for i, ((metric, raw), score) in enumerate(zip(metrics, scores, strict=True)):
         try:
             kind, _ = _parse_metric(metric)
             if kind in _NEEDS_TRUTH and truth is None:
                 raise ValueError(f"metric {metric!r} needs y_true")
-            scorer = _scorer(metric, codes, n_pat, truth, score)
+            scorer = _scorer(metric, codes, n_pat, truth, score, cores, id(raw))
             live.append((i, _point(metric, scorer, n_pat), scorer))
             out.append("")
         except ValueError as exc:
@@ -479,17 +499,21 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
         raise ValueError("joint_replicates needs at least one row and no missing patient ids")
     local: list[tuple[np.ndarray | None, Scorer]] = []
     shared: dict[bytes, np.ndarray] = {}  # parts on the same patients share one pidx
+    cores: dict[Any, BinaryCore] = {}  # AUROC and AUPRC of the same rows share products
     for i, part in enumerate(parts):
         sub = codes if part.rows is None else codes[np.asarray(part.rows, dtype=np.int64)]
         if sub.size == 0:
             raise ValueError(f"part {i} ({part.metric}) has no rows")
         _, truth, (score,) = _part_inputs(part, sub.size)
+        key = (id(part.rows), id(part.y_true), id(part.y_score))  # parts alive: ids unique
         if part.rows is None:
-            local.append((None, _scorer(part.metric, codes, len(uniques), truth, score)))
+            local.append((None, _scorer(part.metric, codes, len(uniques), truth, score,
+                                        cores, key)))
             continue
         pidx, sub_codes = np.unique(sub, return_inverse=True)
         pidx = shared.setdefault(pidx.tobytes(), pidx)
-        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score)))
+        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score, cores,
+                                    key)))
     n_pat = len(uniques)
     points = np.empty(len(parts))
     point_ok = np.empty(len(parts), dtype=bool)

@@ -7,6 +7,8 @@ largest between-group gap, metric ``<metric>_gap``); label-efficiency records ca
 
 from __future__ import annotations
 
+import dataclasses
+
 from clerc.evaluate.subgroups import group_order
 from clerc.modalities import MODALITIES, MODALITY_NAMES
 from clerc.report.tables import (
@@ -16,6 +18,7 @@ from clerc.report.tables import (
     TASK_LABELS,
     TEST_LABELS,
     Notes,
+    fmt_value,
     make_cell,
     rank,
 )
@@ -99,7 +102,11 @@ def label_efficiency_page(records: list[dict]) -> dict:
             c = make_cell(index.get((*key, f)), notes, missing="not fitted")
             sd = index.get((*key[:3], f"{key[3]}_sd", f))
             if sd and sd["value"] is not None and c.ci is not None:
-                c = type(c)(c.text, f"{c.ci}; sd {sd['value']:.3f}", c.note, c.title)
+                c = dataclasses.replace(c, ci=f"{c.ci}; sd {fmt_value(key[3], sd['value'])}")
+            rec = index.get((*key, f))
+            if key[3] == "train_patients" and rec and rec["value"] is not None:
+                v = float(rec["value"])  # a count (mean over draws), not a metric
+                c = dataclasses.replace(c, text=f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}")
             cells.append(c)
         rows.append({"cell": _cell_label({"modality": key[0], "task": key[1],
                                           "label_modality": None}),

@@ -280,6 +280,7 @@ def label_efficiency(records: list[dict]) -> Plot | None:
             n_of = {f: index.get((task, modality, "linear_probe", f, "train_patients"))
                     for f in fractions}
             xs = {f: (r["value"] if r and r["value"] else None) for f, r in n_of.items()}
+            drawn = False
             for setting, colour in colours.items():
                 pts = [(xs[f], index.get((task, modality, setting, f, metric)),
                         index.get((task, modality, setting, f, f"{metric}_sd")))
@@ -290,6 +291,7 @@ def label_efficiency(records: list[dict]) -> Plot | None:
                     x, v, e = map(np.asarray, zip(*pts, strict=True))
                     ax.errorbar(x, v, yerr=e, color=colour, marker="o", ms=3, lw=1.2,
                                 capsize=2, label=f"CLERC {_setting_label(setting)}")
+                    drawn = True
             sup = main.get((task, modality, "supervised", metric))
             full = max((x for x in xs.values() if x), default=None)
             if sup and sup["value"] is not None and full:
@@ -306,6 +308,10 @@ def label_efficiency(records: list[dict]) -> Plot | None:
             ax.set_title(f"{_modality_label(modality)}: {_task_label(task)}", fontsize=8)
             ax.set_xlabel("labelled training patients")
             ax.set_ylabel("R²" if metric == "r2" else "AUROC")
-            ax.legend(fontsize=5, loc="lower right", frameon=False)
+            if not drawn:
+                ax.text(0.5, 0.5, "no fraction could be scored", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=7, color="#666666")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=5, loc="best", frameon=False)
     return Plot("Label efficiency: metric against labelled training patients",
                 to_svg(fig, "label-efficiency"))

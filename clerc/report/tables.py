@@ -30,6 +30,7 @@ SETTING_LABELS = {"zero_shot": "Zero-shot", "linear_probe": "Linear probing",
 METRIC_ORDER = ("r2", "mae", "auroc", "auprc", "brier", "ece", "median_percentile",
                 "mean_percentile", "recall@1", "recall@5", "recall@10", "mrr")
 MISSING = "not in results"
+NOT_PROBABILITIES = "not computed: zero-shot scores are not probabilities (no calibration)"
 ONE_DECIMAL = frozenset({"median_percentile", "mean_percentile", "mae"})
 #: Colour scale of matrix cells from best (t = 0) through neutral to worst (t = 1).
 PALETTE = ((0.10, 0.59, 0.25), (1.0, 1.0, 0.75), (0.84, 0.10, 0.11))
@@ -64,14 +65,18 @@ def fmt_value(metric: str, value: float, signed: bool = False) -> str:
     p-values below 0.001 as ``<0.001``."""
     if metric.endswith("_p_holm"):
         return "<0.001" if value < 0.001 else f"{value:.3f}"
-    text = f"{value:+.1f}" if metric in ONE_DECIMAL else f"{value:+.3f}"
+    base = metric.removesuffix("_gap").removesuffix("_sd")  # a gap/spread in the metric's units
+    digits = 1 if base in ONE_DECIMAL else 3
+    value = round(value, digits) + 0.0  # no "−0.000" for a value that rounds to zero
+    text = f"{value:+.{digits}f}"
     return (text if signed else text.lstrip("+")).replace("-", "−")
 
 
 def fmt_ci(metric: str, low: float, high: float) -> str:
     """``0.861–0.907``, or ``−0.083 to 0.012`` when a bound is negative."""
-    sep = " to " if low < 0 else "–"
-    return f"{fmt_value(metric, low)}{sep}{fmt_value(metric, high)}"
+    lo = fmt_value(metric, low)
+    sep = " to " if lo.startswith("−") else "–"
+    return f"{lo}{sep}{fmt_value(metric, high)}"
 
 
 def fmt_count(value: object) -> str:
@@ -261,7 +266,9 @@ def table4(records: list[dict]) -> dict:
             return index.get((*k, setting, m))
 
         why = "no supervised baseline for this task"
-        cells = [make_cell(get(s), notes, missing=why if s == "supervised" else MISSING)
+        cells = [make_cell(get(s), notes, missing=why if s == "supervised"
+                           else NOT_PROBABILITIES if s == "zero_shot"
+                           and metric in ("brier", "ece") else MISSING)
                  for s in settings]
         if has_diff:
             diff_why = why if get("supervised") is None else MISSING

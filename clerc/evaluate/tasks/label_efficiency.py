@@ -105,8 +105,8 @@ def _records(ctx: Context, b: dict[str, Any], kind: str, frames: list[pd.DataFra
     pid = f0["patient_id"].to_numpy(dtype=object)
     y = f0["y_true"].to_numpy(float)
     n = int(pd.unique(pid).size)
-    parts = [bootstrap.Part(m, y, f["y_score"].to_numpy(float)) for m in metrics
-             for f in frames]
+    scores = [f["y_score"].to_numpy(float) for f in frames]
+    parts = [bootstrap.Part(m, y, sc) for sc in scores for m in metrics]  # draw-major
     try:  # every metric and draw on one set of resamples
         points, ok, values, defined = bootstrap.joint_replicates(
             pid, parts, n_resamples=max(ctx.n_resamples, 1), seed=cell_seed(ctx, b, "draws"))
@@ -116,7 +116,7 @@ def _records(ctx: Context, b: dict[str, Any], kind: str, frames: list[pd.DataFra
     out: list[Record] = []
     k = len(frames)
     for j, m in enumerate(metrics):
-        sl = slice(j * k, (j + 1) * k)
+        sl = slice(j, None, len(metrics))  # metric j of every draw
         if not ok[sl].all():
             out.append(Record(**b, metric=m, value=None, ci_low=None, ci_high=None, n=n,
                               n_undefined=0, note=f"{note}; {m} undefined on the test set"))

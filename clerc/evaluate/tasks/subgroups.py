@@ -7,8 +7,8 @@ every metric of the cell is bootstrapped on the *same* patient resamples
 (``bootstrap.joint_replicates``: each group sees only its own patients' counts), so
 
 - each group gets a patient-bootstrap interval (records keyed ``subgroup = "sex=F"``),
-- the largest between-group gap per family (best minus worst group on the full test set)
-  gets a paired interval from the same resamples (``subgroup = "sex"``, metric
+- the largest between-group gap per family (highest minus lowest group value on the full
+  test set) gets a paired interval from the same resamples (``subgroup = "sex"``, metric
   ``<metric>_gap``; the note names the two groups).
 
 Groups with fewer than ``min_patients`` patients are recorded as too small (value null).
@@ -79,8 +79,9 @@ def subgroup_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
                                    f"than {cfg.min_patients}; not scored", n) | _key(family, g)
                         for m in metrics]
                 continue
+            yg, sg = y[rows], s[rows]  # one array per group: AUROC/AUPRC share products
             for m in metrics:
-                parts.append(bootstrap.Part(m, y[rows], s[rows], rows))
+                parts.append(bootstrap.Part(m, yg, sg, rows))
                 slots.append((family, g, m, n))
     if not parts:
         return [Record(**r) for r in out]
@@ -130,7 +131,7 @@ def _undefined(b: dict[str, Any], metric: str, note: str, n: int) -> dict[str, A
 def _gaps(ctx: Context, b: dict[str, Any], slots: list[tuple[str, str, str, int]],
           points: np.ndarray, ok: np.ndarray, values: np.ndarray,
           defined: np.ndarray) -> list[dict[str, Any]]:
-    """Per family and metric: best minus worst group, with the paired interval."""
+    """Per family and metric: highest minus lowest group value, with the paired interval."""
     out = []
     families = list(dict.fromkeys(fam for fam, _, _, _ in slots))
     metrics = list(dict.fromkeys(m for _, _, m, _ in slots))
