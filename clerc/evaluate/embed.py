@@ -77,7 +77,8 @@ def views(modality: str, x: np.ndarray, spec: Any) -> np.ndarray:
 
     kind = get_modality(modality).kind
     if kind == "video":
-        return T.video_clips_covering(x, frames_out=spec.video_frames, size=spec.video_size)
+        return T.video_clips_covering(x, frames_out=spec.video_frames,
+                                      stride=spec.video_stride, size=spec.video_size)
     if kind == "waveform":
         return ecg_views(x, spec.ecg_length)
     if kind == "image":

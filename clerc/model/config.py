@@ -74,7 +74,8 @@ class TextConfig:
 class ModelConfig:
     """Sizes of every CLERC encoder.
 
-    ``video_widths`` are the four stage widths of R(2+1)D-18; ``(64, 128, 256, 512)`` is
+    A clip is ``video_frames`` frames ``video_stride`` apart (the paper: 16 frames, every
+    other frame of a 30 fps echo, about one cardiac cycle). ``video_widths`` are the four stage widths of R(2+1)D-18; ``(64, 128, 256, 512)`` is
     torchvision's ``r2plus1d_18`` exactly, so Kinetics-400 state dicts load. ``ecg_widths``
     and ``ecg_blocks`` size the residual 1D CNN; ``ecg_scale_mv`` is the fixed amplitude
     scale of the ECG input (see ``encoders/ecg.py``). ``quick_gelu`` matches OpenAI CLIP
@@ -83,6 +84,7 @@ class ModelConfig:
 
     embed_dim: int = 512
     video_frames: int = 16
+    video_stride: int = 2
     video_size: int = 112
     video_widths: tuple[int, int, int, int] = (64, 128, 256, 512)
     ecg_length: int = 2500
@@ -96,7 +98,8 @@ class ModelConfig:
     quick_gelu: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("embed_dim", "video_frames", "video_size", "ecg_length", "image_size"):
+        for name in ("embed_dim", "video_frames", "video_stride", "video_size", "ecg_length",
+                     "image_size"):
             _positive("ModelConfig", name, getattr(self, name))
         _widths("ModelConfig", "video_widths", self.video_widths, 4)
         _widths("ModelConfig", "ecg_widths", self.ecg_widths, 4)

@@ -117,9 +117,10 @@ PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE = 256, 224
 
 
 class SampleSpec(NamedTuple):
-    """Input sizes, from the model config (the video frame stride is the paper's 2)."""
+    """Input sizes and the video frame stride, from the model config."""
 
     video_frames: int
+    video_stride: int
     video_size: int
     ecg_length: int
     image_size: int
@@ -129,7 +130,8 @@ class SampleSpec(NamedTuple):
 def sample_spec(model_cfg: Any) -> SampleSpec:
     """The input sizes a model config asks for."""
     return SampleSpec(
-        video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
+        video_frames=model_cfg.video_frames, video_stride=model_cfg.video_stride,
+        video_size=model_cfg.video_size,
         ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
         context_length=model_cfg.text.context_length,
     )
@@ -222,8 +224,8 @@ def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
     kind = get_modality(modality).kind
     if kind == "video":
         pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-        return T.video_clip(x, frames_out=spec.video_frames, size=spec.video_size,
-                            train=train, rng=rng, pad=pad)
+        return T.video_clip(x, frames_out=spec.video_frames, stride=spec.video_stride,
+                            size=spec.video_size, train=train, rng=rng, pad=pad)
     if kind == "waveform":
         return T.ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
     if kind == "image":
