@@ -117,13 +117,22 @@ PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE = 256, 224
 
 
 class SampleSpec(NamedTuple):
-    """Input sizes, from the model config (the video frame stride is the paper's 2)."""
+    """Input sizes, from the model config; clips are sampled at ``clip_fps`` frames per
+    second (the paper's 15: every other frame of a 30 fps echo) whatever the native rate."""
 
     video_frames: int
     video_size: int
     ecg_length: int
     image_size: int
     context_length: int
+    clip_fps: float = 15.0
+
+
+class Video(NamedTuple):
+    """A native video and the frame rate its file gave (or the default it was read with)."""
+
+    frames: np.ndarray
+    fps: float
 
 
 def sample_spec(model_cfg: Any) -> SampleSpec:
@@ -200,30 +209,38 @@ class PatientDataset(torch.utils.data.Dataset):
 
 
 def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
-    """A sample's native array (or text): from the packed store when there is one, else
-    decoded from its file (samples ``--skip-bad`` left out are dropped by ``read_prepared``)."""
-    from clerc.data.readers import load_sample
+    """A sample's native array (a :class:`Video` for videos, or text): from the packed store
+    when there is one, else decoded from its file (samples ``--skip-bad`` left out are
+    dropped by ``read_prepared``)."""
+    from clerc.data.readers import load_sample, load_video
     from clerc.data.transforms import to_native
 
     modality = str(row["modality"])
-    if get_modality(modality).is_text:
+    kind = get_modality(modality).kind
+    if kind == "text":
         return load_sample(manifest, row)
-    if store is not None and str(row["sample_id"]) in store:
-        return store.load(str(row["sample_id"]))
+    sid = str(row["sample_id"])
+    if store is not None and sid in store:
+        return Video(store.load(sid), store.fps(sid)) if kind == "video" else store.load(sid)
+    if kind == "video":
+        frames, fps = load_video(manifest, row)
+        return Video(to_native(modality, frames), fps)
     return to_native(modality, load_sample(manifest, row))
 
 
 def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
               rng: np.random.Generator | None) -> np.ndarray:
-    """One model input from a native sample: random augmentation when ``train``, else the
-    fixed evaluation view; text is tokenised. Sizes keep the paper's ratios."""
+    """One model input from a native sample (a :class:`Video` for videos): random
+    augmentation when ``train``, else the fixed evaluation view; text is tokenised. Sizes
+    keep the paper's ratios."""
     from clerc.data import transforms as T
 
     kind = get_modality(modality).kind
     if kind == "video":
         pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-        return T.video_clip(x, frames_out=spec.video_frames, size=spec.video_size,
-                            train=train, rng=rng, pad=pad)
+        return T.video_clip(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
+                            frames_out=spec.video_frames, size=spec.video_size, train=train,
+                            rng=rng, pad=pad)
     if kind == "waveform":
         return T.ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
     if kind == "image":
