@@ -93,7 +93,7 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
         return _read_dicom(path)
     if suffix == ".npy":
         frames = _video_from_npy(path)
-        return frames, _assumed_fps(path, "a .npy video carries no frame rate")
+        return frames, _assumed_fps(None, ".npy videos carry no frame rate")
     raise ReaderError(f"{path}: unsupported video file type {suffix!r}; expected one of "
                       f"{', '.join(VIDEO_CONTAINERS)}, .dcm or .npy")
 
@@ -153,9 +153,12 @@ def default_fps() -> float:
     return value
 
 
-def _assumed_fps(path: Path, why: str) -> float:
+def _assumed_fps(path: Path | None, why: str) -> float:
+    """The default fps, with a warning naming the file (``None``: one message for every
+    file of a kind, which Python's default filter shows once)."""
     fps = default_fps()
-    warnings.warn(f"{path}: {why}; assuming {fps:g} fps (set {FPS_ENV} to change)",
+    where = f"{path}: " if path is not None else ""
+    warnings.warn(f"{where}{why}; assuming {fps:g} fps (set {FPS_ENV} to change)",
                   NoFrameRateWarning, stacklevel=3)
     return fps
 
