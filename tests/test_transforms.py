@@ -179,3 +179,29 @@ def test_to_native():
     assert to_native("cxr_image", wide[0]).shape == (256, 256)
     with pytest.raises(ValueError, match="not a diagnostic modality"):
         to_native("echo_text", wide)
+
+
+def test_the_synthetic_30_fps_echo_gives_the_same_clips_as_every_other_frame(tmp_path):
+    """The demo's echoes are written at 30 fps: time-based sampling changes none of their
+    clips (the old rule: a random start, then every other frame)."""
+    from clerc.data.readers import read_video
+    from clerc.data.transforms import _pad_random_crop, resize_frames
+    from clerc.synthetic import echo
+    from clerc.synthetic.files import write_avi
+    from clerc.train.config import TrainConfig
+    from clerc.train.data import Video, make_view, sample_spec
+
+    write_avi(tmp_path / "e.avi", numbered_video(48), echo.FPS)
+    frames, fps = read_video(tmp_path / "e.avi")
+    assert fps == 30.0
+    spec = sample_spec(TrainConfig.tiny().model)
+    pad = round(12 * spec.video_size / 112)
+    for seed in range(5):
+        got = make_view("echo_video", Video(frames, fps), spec, train=True,
+                        rng=np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)  # the old rule, drawn from the same generator
+        n, f = len(frames), spec.video_frames
+        start = int(rng.integers(0, n - (2 * (f - 1) + 1) + 1))
+        old = resize_frames(frames[(start + 2 * np.arange(f)) % n], spec.video_size,
+                            spec.video_size)
+        np.testing.assert_array_equal(got, _pad_random_crop(old, pad, spec.video_size, rng))
