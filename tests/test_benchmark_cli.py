@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import permutations
 
 import pandas as pd
@@ -127,3 +128,21 @@ def test_default_cohort_is_synthesised_once(tmp_path, monkeypatch):
     assert benchmark.ensure_default_cohort(path) == path
     assert benchmark.ensure_default_cohort(path) == path
     assert calls == [(300, 0, 0.4)]
+
+
+def test_benchmark_refuses_a_patient_in_two_splits(tmp_path, capsys):
+    import pandas as pd
+
+    from clerc.cli import main
+    from tests.test_trainer import make_cohort
+
+    leaky = make_cohort(tmp_path / "leaky")
+    samples = pd.read_parquet(leaky / "samples.parquet")
+    samples.loc[samples.index[samples["patient_id"] == "p020"][0], "split"] = "train"
+    samples.to_parquet(leaky / "samples.parquet", index=False)
+    (tmp_path / "e.npz").write_bytes(b"")  # never read: the manifest is refused first
+    code = main(["benchmark", "--embeddings", str(tmp_path / "e.npz"), "--data", str(leaky),
+                 "--out", str(tmp_path / "out"), "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(r"p020:\s+train,\s+val", err)  # rich wraps lines
+    assert re.search(r"splits\s+must\s+be\s+by\s+patient", err)

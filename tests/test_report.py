@@ -253,3 +253,19 @@ def test_cli_report(tmp_path, capsys):
     assert cli.main(["report", "--results", str(tmp_path / "none.json"),
                      "--out", str(tmp_path / "o")]) == 2
     assert "none.json does not exist" in capsys.readouterr().err
+
+
+def test_table5_one_pacemaker_row_with_the_echo_label_in_the_echo_column():
+    from clerc.report.tables import table5
+    from tests.fixtures_results import record
+
+    recs = [record("table5", "pacemaker", "linear_probe", "auroc", v, modality=m, label=lab)
+            for m, lab, v in (("echo_video", "echo_video", 0.951),
+                              ("ecg_waveform", "ecg_waveform", 0.974),
+                              ("angio_video", "ecg_waveform", 0.933),
+                              ("cxr_image", "ecg_waveform", 0.924))]
+    table = table5(recs)
+    assert len(table["rows"]) == 1
+    row = table["rows"][0]
+    assert row["task"] == "Pacemaker (Echo label in the Echo column; else EKG label)"
+    assert [c.text for c in row["cells"]] == ["0.951", "0.974", "0.933", "0.924"]

@@ -191,7 +191,7 @@ def _read_supervised(path: Path) -> Any:
 def _run(args: argparse.Namespace, console: Any) -> int:
     from datetime import timedelta
 
-    from clerc.data.manifest import read_manifest
+    from clerc.data.manifest import read_manifest, require_disjoint_splits
     from clerc.evaluate.cohort import cohort
     from clerc.evaluate.registry import Context, all_prompts, load_definitions, load_tasks
     from clerc.evaluate.results import write_predictions, write_results
@@ -202,6 +202,7 @@ def _run(args: argparse.Namespace, console: Any) -> int:
     with stage("cohort"):
         data = args.data if args.data is not None else ensure_default_cohort()
         manifest = read_manifest(data)
+        require_disjoint_splits(manifest)  # before embedding, which can take hours
         defs = load_definitions(args.tasks_file)
     with stage("embed"):
         emb = _embeddings(args, data, all_prompts(defs), console)

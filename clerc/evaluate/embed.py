@@ -35,7 +35,7 @@ from clerc.evaluate.results import file_hash
 from clerc.modalities import MODALITY_NAMES, get_modality
 
 #: Bumped when the way embeddings are computed changes (old cache files then miss).
-EMBED_VERSION = 1
+EMBED_VERSION = 2  # 2: video clips sampled by time (each video's own fps)
 CACHE_DIR = "embeddings"
 
 
@@ -70,15 +70,15 @@ def ecg_views(sig: np.ndarray, length: int) -> np.ndarray:
     return np.stack([sig[:, s:s + length] for s in starts]).astype(np.float32)
 
 
-def views(modality: str, x: np.ndarray, spec: Any) -> np.ndarray:
-    """The evaluation views ``(K, ...)`` of one native sample."""
+def views(modality: str, x: Any, spec: Any) -> np.ndarray:
+    """The evaluation views ``(K, ...)`` of one native sample (videos: a ``Video``)."""
     from clerc.data import transforms as T
     from clerc.train.data import make_view
 
     kind = get_modality(modality).kind
     if kind == "video":
-        return T.video_clips_covering(x, frames_out=spec.video_frames,
-                                      stride=spec.video_stride, size=spec.video_size)
+        return T.video_clips_covering(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
+                                      frames_out=spec.video_frames, size=spec.video_size)
     if kind == "waveform":
         return ecg_views(x, spec.ecg_length)
     if kind == "image":

@@ -7,6 +7,7 @@ the templates (autoescape), so nothing here builds markup.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from clerc.gate import direction
@@ -280,6 +281,26 @@ def table4(records: list[dict]) -> dict:
     return {"columns": columns, "rows": rows, "notes": notes.items}
 
 
+def _one_label_per_column(index: dict, task: str, labels: list, setting: str, metric: str,
+                          modalities: list[str]) -> bool:
+    """True when each column has a record from at most one of the task's label sources."""
+    return all(sum((task, lab, setting, metric, m) in index for lab in labels) <= 1
+               for m in modalities)
+
+
+def _merged_name(index: dict, task: str, labels: list, setting: str, metric: str,
+                 modalities: list[str]) -> str:
+    """`` (Echo label in the Echo column, else ECG label)`` for a row of several labels."""
+    per_column = {m: lab for m in modalities for lab in labels
+                  if (task, lab, setting, metric, m) in index}
+    counts = Counter(per_column.values())
+    main = max(sorted(counts, key=str), key=lambda lab: counts[lab])
+    others = [m for m, lab in per_column.items() if lab != main]
+    name = {m: TEST_LABELS[MODALITIES.get(m).test] for m in (*per_column.values(), *others)}
+    where = "; ".join(f"{name[per_column[m]]} label in the {name[m]} column" for m in others)
+    return f" ({where}; else {name[main]} label)"
+
+
 def table5(records: list[dict]) -> dict:
     """Task rows x modality columns of cross-modal probes; duplicate tasks name their label."""
     recs = [r for r in records if r["table"] == "table5"]
@@ -293,15 +314,26 @@ def table5(records: list[dict]) -> dict:
     labels_per_task: dict[str, set] = {}
     for task, label, _, _ in keys:
         labels_per_task.setdefault(task, set()).add(label)
-    notes, rows = Notes(), []
+    notes, rows, done = Notes(), [], set()
     for task, label, setting, metric in keys:
+        sources = sorted(labels_per_task[task], key=str)
+        merged = len(sources) > 1 and _one_label_per_column(index, task, sources, setting,
+                                                            metric, modalities)
+        if merged and (task, setting, metric) in done:
+            continue
         name = _task_label(task)
-        if len(labels_per_task[task]) > 1:
+        if len(sources) > 1 and not merged:
             name += _label_suffix(label, None)
+        elif merged:
+            name += _merged_name(index, task, sources, setting, metric, modalities)
         if len(settings) > 1:
             name += f" — {SETTING_LABELS.get(setting, setting)}"
-        cells = [make_cell(index.get((task, label, setting, metric, m)), notes)
-                 for m in modalities]
+        row_labels = sources if merged else [label]
+        cells = [make_cell(next((index[k] for lab in row_labels
+                                 if (k := (task, lab, setting, metric, m)) in index), None),
+                           notes) for m in modalities]
+        if merged:
+            done.add((task, setting, metric))
         rows.append({"task": name, "metric": METRIC_LABELS.get(metric, metric), "cells": cells})
     columns = [TEST_LABELS[MODALITIES.get(m).test] for m in modalities]
     return {"columns": columns, "rows": rows, "notes": notes.items}
