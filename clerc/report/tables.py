@@ -44,6 +44,7 @@ class Cell:
     title: str | None = None
     color: str | None = None
     ink: str | None = None
+    paper: str | None = None
 
 
 @dataclass
@@ -124,7 +125,20 @@ def make_cell(rec: dict | None, notes: Notes, *, colour: bool = False,
         ci = fmt_ci(metric, rec["ci_low"], rec["ci_high"])
     bg, ink = scale_colour(metric, rec["value"]) if colour else (None, None)
     signed = rec["setting"] == "difference"
-    return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink)
+    return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink,
+                paper_text(rec))
+
+
+def paper_text(rec: dict) -> str | None:
+    """``paper 2.8 · Δ +1.2`` (measured minus published) for a cell the paper reports."""
+    from clerc.report.paper import paper_value
+
+    published = paper_value(rec)
+    if published is None or rec["value"] is None:
+        return None
+    metric = rec["metric"]
+    diff = fmt_value(metric, rec["value"] - published, signed=True)
+    return f"paper {fmt_value(metric, published)} · Δ {diff}"
 
 
 def rank(order: tuple[str, ...] | list[str], name: str | None) -> tuple[int, str]:
