@@ -118,7 +118,8 @@ def make_cell(rec: dict | None, notes: Notes, *, colour: bool = False,
     note = notes.add(text) if text else None
     if rec["value"] is None:
         text = text or "no value"
-        return Cell("—", note=note or notes.add(text), title=text)
+        shown = "n/a" if text.startswith("not applicable") else "—"
+        return Cell(shown, note=note or notes.add(text), title=text)
     metric = rec["metric"]
     ci = None
     if rec["ci_low"] is not None and rec["ci_high"] is not None:
