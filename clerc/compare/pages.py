@@ -123,7 +123,8 @@ def table_page(table: str, runs: list[Run], ref: Run,
     head = {"table3": ["Query", "Retrieved", "Metric"],
             "table4": ["Modality", "Task", "Setting", "Metric"],
             "table5": ["Task", "Modality", "Metric"]}[table]
-    plot_keys = [k for k in keys if k[-1] in HEADLINE[table]]
+    plot_keys = [k for k in keys if k[-1] in HEADLINE[table]
+                 and any(diffs[o.name][k].value is not None for o in others)]
     plot = forest(table, PAGES[table].split(": ", 1)[1] + ": difference from " + ref.name,
                   [_short(k) for k in plot_keys], [k[-1] for k in plot_keys],
                   {o.name: [diffs[o.name].get(k) for k in plot_keys] for o in others})

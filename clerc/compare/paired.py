@@ -67,8 +67,8 @@ def paired_cell(run: Run, ref: Run, key: tuple, *, n_resamples: int, seed: int) 
         return Paired(None, reason="a study appears twice in a cell's predictions")
     if set(a["pair_unit"]) != set(b["pair_unit"]):
         return Paired(None, reason=f"the runs scored different rows ({len(a)} vs {len(b)})")
-    a = a.set_index("pair_unit")
-    b = b.set_index("pair_unit").loc[a.index]
+    a = a.set_index("pair_unit").sort_index()  # a canonical order: resamples do not
+    b = b.set_index("pair_unit").loc[a.index]  # depend on the order rows were written in
     if not np.allclose(a["y_true"].to_numpy(float), b["y_true"].to_numpy(float)):
         return Paired(None, reason="the runs' labels differ for the same studies")
     boot, sa = _scores(a, metric)
