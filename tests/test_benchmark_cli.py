@@ -76,9 +76,19 @@ def test_results_carry_provenance_and_cohort(run_dir):
 
 def test_predictions_have_no_patient_ids(run_dir):
     p = pd.read_parquet(run_dir / "out/predictions.parquet")
-    assert list(p.columns) == ["cell", "kind", "y_true", "y_score"]
+    assert list(p.columns) == ["cell", "kind", "y_true", "y_score", "pair_patient", "pair_unit"]
     assert set(p["kind"]) == {"binary", "regression", "retrieval"}
     assert not p["cell"].str.contains("p0").any()
+    # pairing columns hold pseudonyms: no patient, study or sample id of the manifest
+    from clerc.data.manifest import read_manifest
+
+    s = read_manifest(run_dir / "data").samples
+    ids = set(s["patient_id"].astype(str)) | set(s["study_id"].dropna().astype(str)) \
+        | set(s["sample_id"].astype(str))
+    values = set(p["pair_patient"]) | set(p["pair_unit"])
+    assert values.isdisjoint(ids) and all(len(v) == 16 for v in values)
+    text = (run_dir / "out/predictions.parquet").read_bytes()
+    assert not any(i.encode() in text for i in ids if len(i) > 3)
 
 
 def test_unknown_task_names_close_matches(capsys):

@@ -45,6 +45,7 @@ class Cell:
     title: str | None = None
     color: str | None = None
     ink: str | None = None
+    paper: str | None = None
 
 
 @dataclass
@@ -118,14 +119,28 @@ def make_cell(rec: dict | None, notes: Notes, *, colour: bool = False,
     note = notes.add(text) if text else None
     if rec["value"] is None:
         text = text or "no value"
-        return Cell("—", note=note or notes.add(text), title=text)
+        shown = "n/a" if text.startswith("not applicable") else "—"
+        return Cell(shown, note=note or notes.add(text), title=text)
     metric = rec["metric"]
     ci = None
     if rec["ci_low"] is not None and rec["ci_high"] is not None:
         ci = fmt_ci(metric, rec["ci_low"], rec["ci_high"])
     bg, ink = scale_colour(metric, rec["value"]) if colour else (None, None)
     signed = rec["setting"] == "difference"
-    return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink)
+    return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink,
+                paper_text(rec))
+
+
+def paper_text(rec: dict) -> str | None:
+    """``paper 2.8 · Δ +1.2`` (measured minus published) for a cell the paper reports."""
+    from clerc.report.paper import paper_value
+
+    published = paper_value(rec)
+    if published is None or rec["value"] is None:
+        return None
+    metric = rec["metric"]
+    diff = fmt_value(metric, rec["value"] - published, signed=True)
+    return f"paper {fmt_value(metric, published)} · Δ {diff}"
 
 
 def rank(order: tuple[str, ...] | list[str], name: str | None) -> tuple[int, str]:

@@ -114,7 +114,8 @@ def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) ->
     """Records (one per metric of the kind) for study-level predictions; saves them for plots."""
     f = sp.frame
     y_true, y_score = f["y_true"].to_numpy(float), f["y_score"].to_numpy(float)
-    ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score)
+    ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score,
+                        f["patient_id"].to_numpy(), f["study_id"].to_numpy())
     pid = f["patient_id"].to_numpy(dtype=object)
     return [bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
             for m in KIND_METRICS[sp.kind]]
