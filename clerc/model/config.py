@@ -79,8 +79,8 @@ class ModelConfig:
     about one cardiac cycle). ``video_widths`` are the four stage widths of R(2+1)D-18;
     ``(64, 128, 256, 512)`` is torchvision's ``r2plus1d_18`` exactly, so Kinetics-400 state
     dicts load. ``ecg_widths`` and ``ecg_blocks`` size the residual 1D CNN; ``ecg_scale_mv``
-    is the fixed amplitude scale of the ECG input (see ``encoders/ecg.py``). ``quick_gelu`` matches OpenAI CLIP
-    weights (QuickGELU); plain GELU is faster when training from scratch.
+    is the fixed amplitude scale of the ECG input (see ``encoders/ecg.py``). ``quick_gelu``
+    matches OpenAI CLIP weights (QuickGELU); plain GELU is faster when training from scratch.
     """
 
     embed_dim: int = 512
