@@ -177,7 +177,7 @@ def test_supervised_scores_and_differences(tmp_path):
         if r.metric in ("auroc", "auprc"):
             assert r.value <= 0 and r.ci_low <= r.value <= r.ci_high
         else:
-            assert 0 <= r.value <= 1 and "Holm over 4" in r.note
+            assert 0 <= r.value <= 1 and "Holm over 2" in r.note  # AUPRC apart from AUROC
 
 
 def test_supervised_rejects_unknown_samples(tmp_path):
@@ -236,3 +236,18 @@ def test_bad_definitions_name_the_problem(tmp_path, text, match):
     f.write_text("[[task]]\n" + text + "\n")
     with pytest.raises(ValueError, match=match):
         load_definitions(f)
+
+
+def test_table5_pacemaker_echo_cell_takes_the_echo_label():
+    """Table 5: the Echo cell of Pacemaker is the echo-labelled probe (paper: 0.951, as in
+    Table 4), the other columns the ECG label; one cell per (label, column)."""
+    from clerc.evaluate.tasks.crossmodal import table5_cells
+    from clerc.modalities import DIAGNOSTIC
+
+    cells = table5_cells(list(DEFS.values()))
+    pace = {m: d.name for d, m in cells if d.label == "pacemaker"}
+    assert pace == {"echo_video": "pacemaker_echo", "ecg_waveform": "pacemaker_ecg",
+                    "angio_video": "pacemaker_ecg", "cxr_image": "pacemaker_ecg"}
+    keys = [(d.label, m) for d, m in cells]
+    assert len(keys) == len(set(keys))
+    assert {("lvef", m) for m in DIAGNOSTIC} <= set(keys) and ("rbbb", "echo_video") in keys

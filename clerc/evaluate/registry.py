@@ -147,9 +147,20 @@ class Context:
         if self.max_gap < timedelta(0):
             raise ValueError(f"max_gap must be >= 0, got {self.max_gap}")
 
-    def add_predictions(self, cell: str, kind: str, y_true: Any, y_score: Any) -> None:
-        self.predictions.append(pd.DataFrame(
-            {"cell": cell, "kind": kind, "y_true": y_true, "y_score": y_score}))
+    def add_predictions(self, cell: str, kind: str, y_true: Any, y_score: Any,
+                        patients: Any = None, units: Any = None) -> None:
+        """Save one cell's rows; ``patients`` and ``units`` (study or query ids) are stored
+        only as pseudonyms (``clerc.compare.pairing``), for pairing runs by patient."""
+        frame = pd.DataFrame({"cell": cell, "kind": kind, "y_true": y_true, "y_score": y_score})
+        if patients is not None and units is not None:
+            from clerc.compare.pairing import pairing_key, pseudonyms
+
+            if "pairing_key" not in self.cache:
+                self.cache["pairing_key"] = pairing_key(self.manifest.patients["patient_id"])
+            key = self.cache["pairing_key"]
+            frame["pair_patient"] = pseudonyms(key, patients)
+            frame["pair_unit"] = pseudonyms(key, units)
+        self.predictions.append(frame)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,8 @@ def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
     plots. ``probabilities``: the scores are probabilities (adds Brier score and ECE)."""
     f = sp.frame
     y_true, y_score = f["y_true"].to_numpy(float), f["y_score"].to_numpy(float)
-    ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score)
+    ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score,
+                        f["patient_id"].to_numpy(), f["study_id"].to_numpy())
     pid = f["patient_id"].to_numpy(dtype=object)
     return bootstrap_records(ctx, b, [(m, m, y_score) for m in cell_metrics(sp.kind,
                                                                            probabilities)],

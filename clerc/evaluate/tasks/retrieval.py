@@ -56,8 +56,8 @@ def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
     g = v[pairs["right_idx"].to_numpy(dtype=np.int64)]
     ranks = metrics.retrieval_ranks(q, g, np.arange(n))
     pct = metrics.percentile_from_ranks(ranks, n)
-    ctx.add_predictions(cell_key(b), "retrieval", np.ones(n), pct)
     pid = pairs["patient_id"].to_numpy(dtype=object)
+    ctx.add_predictions(cell_key(b), "retrieval", np.ones(n), pct, pid, pid)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
     return bootstrap_records(ctx, b, [(name, boot, scores[kind])
                                       for name, boot, kind in RETRIEVAL_METRICS], pid, None)

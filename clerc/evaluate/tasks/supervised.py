@@ -129,22 +129,34 @@ def _differences(ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
     return out
 
 
+#: Metrics whose differences are Holm-adjusted in a family of their own.
+_HOLM_FAMILY: dict[str, str] = {"auprc": "auprc"}
+
+
 def _holm(pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]]) -> list[Record]:
-    """Difference records plus Holm-adjusted p-values across every compared cell."""
-    done = [r for _, _, r in pending if not isinstance(r, str)]
-    adjusted = iter(bootstrap.adjust([r.p_value for r in done], method="holm")) if done \
-        else iter(())
+    """Difference records plus Holm-adjusted p-values across every compared cell: one
+    family for the paper's metrics (AUROC, R², MAE), one per added metric (AUPRC), so the
+    paper's adjusted p-values do not depend on the added comparisons."""
+    adjusted: dict[int, float] = {}
+    family: dict[str, int] = {}
+    for fam in dict.fromkeys(_HOLM_FAMILY.get(m, "paper") for _, m, _ in pending):
+        idx = [i for i, (_, m, r) in enumerate(pending)
+               if _HOLM_FAMILY.get(m, "paper") == fam and not isinstance(r, str)]
+        family[fam] = len(idx)
+        if idx:
+            p = bootstrap.adjust([pending[i][2].p_value for i in idx], method="holm")
+            adjusted.update(zip(idx, (float(v) for v in p), strict=True))
     out: list[Record] = []
-    for b, m, r in pending:
+    for i, (b, m, r) in enumerate(pending):
         if isinstance(r, str):
             out += [undefined(b, m, r), undefined(b, f"{m}_p_holm", r)]
             continue
-        p_holm = float(next(adjusted))
-        note = f"paired bootstrap p={r.p_value:.4g}; Holm over {len(done)} comparisons"
+        n_fam = family[_HOLM_FAMILY.get(m, "paper")]
+        note = f"paired bootstrap p={r.p_value:.4g}; Holm over {n_fam} comparisons"
         out.append(Record(**b, metric=m, value=r.value, ci_low=r.ci_low, ci_high=r.ci_high,
                           n=r.n, n_undefined=r.n_undefined, note=note))
-        out.append(Record(**b, metric=f"{m}_p_holm", value=p_holm, ci_low=None, ci_high=None,
-                          n=r.n, n_undefined=r.n_undefined, note=note))
+        out.append(Record(**b, metric=f"{m}_p_holm", value=adjusted[i], ci_low=None,
+                          ci_high=None, n=r.n, n_undefined=r.n_undefined, note=note))
     return out
 
 

@@ -49,6 +49,8 @@ def zero_shot_predictions(ctx: Context, d: TaskDef) -> StudyPredictions | str:
     rows = studies(ctx.embeddings.samples, modality, SPLIT)
     if rows.empty:
         return f"no {SPLIT} samples of {modality}"
+    if not set(d.prompts) <= set(ctx.embeddings.prompt_texts):  # a model without a text side
+        return "not applicable: the prompts were not embedded (the model has no text side)"
     y, dropped = study_labels(ctx, rows, d)
     scores = sample_scores(ctx, d, rows.index.to_numpy())
     frame = study_mean(rows, scores, y)
