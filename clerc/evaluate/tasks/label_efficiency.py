@@ -2,15 +2,15 @@
 
 For every Table 4 task with a modality and every fraction of ``Context.label_efficiency``
 (default 1%, 10%, 100%), a linear probe (as ``linear_probe``: ridge or warm-started
-logistic, regularisation picked on the *whole* validation split) and a k-NN probe (k
-picked on validation) are fitted on a seeded draw of that fraction of the labelled
-training patients (at least one), several draws below 100%. Each draw is scored on the
-same test studies; a record's value is the mean over draws, its interval the patient
-bootstrap of that mean (every draw scored on the same resamples), and ``<metric>_sd`` is
-the spread (standard deviation) across draws. ``train_patients`` records the labelled
-patients a probe saw (mean over draws). Records: ``table4``, setting ``linear_probe`` or
-``knn_probe``, ``train_fraction`` in their key. The 100% linear probe is the one
-``linear_probe`` fits (shared through ``ctx.cache``).
+logistic, regularisation picked on the *whole* validation split) and, with ``knn`` on
+(``--knn``), a k-NN probe (k picked on validation) are fitted on a seeded draw of that
+fraction of the labelled training patients (at least one), several draws below 100%.
+Each draw is scored on the same test studies; a record's value is the mean over draws,
+its interval the patient bootstrap of that mean (every draw and metric scored on the same
+resamples), and ``<metric>_sd`` is the spread (standard deviation) across draws.
+``train_patients`` records the labelled patients a probe saw (mean over draws). Records:
+``table4``, setting ``linear_probe`` or ``knn_probe``, ``train_fraction`` in their key.
+The 100% linear probe is the one ``linear_probe`` fits (shared through ``ctx.cache``).
 """
 
 from __future__ import annotations
