@@ -186,8 +186,8 @@ def task(name: str, table: str, setting: str) -> Callable[[Callable[[Context], l
 
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
-    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "zeroshot", "probe", "crossmodal",
-                                          "supervised"))
+    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "oracle", "zeroshot", "probe",
+                                          "crossmodal", "supervised"))
 
 
 def load_tasks() -> Registry[Task]:

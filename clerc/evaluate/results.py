@@ -25,8 +25,9 @@ from typing import Any
 import pandas as pd
 
 TABLES: tuple[str, ...] = ("table3", "table4", "table5")
+#: ``oracle``: a ceiling from a synthetic cohort's planted latent variables (Table 3).
 SETTINGS: tuple[str, ...] = (
-    "retrieval", "zero_shot", "linear_probe", "supervised", "difference",
+    "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "oracle",
 )
 #: Columns of ``predictions.parquet``.
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell", "kind", "y_true", "y_score")
