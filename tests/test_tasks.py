@@ -191,8 +191,8 @@ def test_unknown_task_suggests_close_matches():
     load_tasks()
     with pytest.raises(UnknownNameError, match="Did you mean 'retrieval'"):
         TASKS.get("retreival")
-    assert task_names() == ["retrieval", "zero_shot", "linear_probe", "cross_modal",
-                             "supervised", "subgroups", "label_efficiency"]
+    assert task_names() == ["retrieval", "oracle", "zero_shot", "linear_probe", "cross_modal",
+                            "supervised", "subgroups", "label_efficiency"]
 
 
 def test_supervised_task_needs_predictions(tmp_path):

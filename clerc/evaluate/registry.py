@@ -190,8 +190,9 @@ def task(name: str, table: str, setting: str) -> Callable[[Callable[[Context], l
 
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
-    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "zeroshot", "probe", "crossmodal",
-                                          "supervised", "subgroups", "label_efficiency"))
+    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "oracle", "zeroshot", "probe",
+                                          "crossmodal", "supervised", "subgroups",
+                                          "label_efficiency"))
 
 
 def load_tasks() -> Registry[Task]:

@@ -25,8 +25,10 @@ from typing import Any
 import pandas as pd
 
 TABLES: tuple[str, ...] = ("table3", "table4", "table5")
+#: ``oracle``: a ceiling from a synthetic cohort's planted latent variables (Table 3).
 SETTINGS: tuple[str, ...] = (
-    "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "knn_probe",
+    "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "oracle",
+    "knn_probe",
 )
 #: Record keys that older results files may lack (read as null).
 OPTIONAL_FIELDS: tuple[str, ...] = ("subgroup", "train_fraction")

@@ -169,7 +169,10 @@ def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
         counts["label_efficiency"] = sum(r.get("train_fraction") is not None
                                          for r in everything)
     plots = [{"title": p.title, "svg": Markup(p.svg)} for p in _plots(records, predictions)]
+    from clerc.report.summary import summary
+
     index = {
+        "summary": summary(doc),
         "provenance": _flatten(doc["provenance"]), "counts": counts, "plots": plots,
         "predictions_note": None if predictions is not None else
         "predictions.parquet was not found beside the results; ROC curves, scatter plots "
