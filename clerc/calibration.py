@@ -8,7 +8,7 @@ instead: the same job rerun under other float orders (thread counts, tiny weight
 perturbations, GPU non-determinism) gives, for each record, its spread around the
 baseline, and the record's limit becomes
 
-    limit = max(floor[kind], factor x largest |rerun - baseline|)
+    limit = max(floor[kind], two steps of the metric, factor x largest |rerun - baseline|)
 
 stored in the baseline under ``"gate"``. Records that cannot say anything are marked,
 not silently gated:
@@ -38,12 +38,18 @@ DEFAULT_FLOORS: dict[str, float] = {
     "mean_percentile": 1.0,
     "recall@k": 0.02,
     "p_value": 0.05,
+    "auprc": 0.02,
+    "brier": 0.02,
+    "ece": 0.02,
+    "mrr": 0.02,
     "default": 0.02,
 }
-#: Width of each metric kind's range (for ``too_noisy``); ``None`` = unbounded.
+#: Width of each metric kind's range (for ``too_noisy``); ``None`` = unbounded, judged
+#: against the baseline value instead (a limit of a quarter of an MAE says nothing).
 RANGES: dict[str, float | None] = {
     "auroc": 1.0, "r2": 1.0, "mae": None, "median_percentile": 100.0,
-    "mean_percentile": 100.0, "recall@k": 1.0, "p_value": 1.0, "default": None,
+    "mean_percentile": 100.0, "recall@k": 1.0, "p_value": 1.0, "auprc": 1.0, "brier": 1.0,
+    "ece": 1.0, "mrr": 1.0, "default": None,
 }
 FACTOR = 3.0
 MIN_N = 30
@@ -103,11 +109,31 @@ def record_limit(key: Key, base: dict, runs: list[dict | None],
     spread, why = _deviation(base, [r for r in runs])
     if spread is None:
         return {"status": "ungated", "reason": why}
+    return classify(kind, float(base["value"]), spread, settings,
+                    max(floor, resolution(kind, n)))
+
+
+def resolution(kind: str, n: int) -> float:
+    """Two steps of a metric that moves in steps with ``n`` patients (a retrieval
+    percentile by 100 / (n - 1) per rank, recall@k by 1 / n): no limit is tighter, since a
+    rerun that has not moved a record yet may move it by one step elsewhere."""
+    if kind in ("median_percentile", "mean_percentile"):
+        return 2 * 100.0 / max(n - 1, 1)
+    if kind == "recall@k":
+        return 2.0 / max(n, 1)
+    return 0.0
+
+
+def classify(kind: str, value: float, spread: float, settings: CalibrationSettings,
+             floor: float) -> dict[str, Any]:
+    """``gated`` with limit = max(floor, factor x spread), or ``too_noisy`` when that limit
+    spans ``noisy_fraction`` of the kind's range (of the value itself when unbounded)."""
     limit = max(floor, settings.factor * spread)
     span = RANGES.get(kind)
-    if span is not None and limit >= settings.noisy_fraction * span:
+    scale, what = (span, "its range") if span is not None else (abs(value), "its value")
+    if limit >= settings.noisy_fraction * scale:
         return {"status": "too_noisy", "reason": f"reruns moved it by {spread:.3g}; a limit "
-                f"of {limit:.3g} is over {settings.noisy_fraction:.0%} of its range",
+                f"of {limit:.3g} is over {settings.noisy_fraction:.0%} of {what}",
                 "spread": spread, "limit": limit}
     return {"status": "gated", "limit": limit, "spread": spread, "floor": floor}
 

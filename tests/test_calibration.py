@@ -58,8 +58,9 @@ def test_limit_is_factor_times_largest_deviation_with_a_floor(base):
     assert block["limits"][lvef]["status"] == "gated"
     assert block["limits"][lvef]["limit"] == pytest.approx(0.15)
     assert block["limits"][lvef]["spread"] == pytest.approx(0.05)
-    # a retrieval record that moved 0.2 would get 3 x 0.2 = 0.6: its floor of 1.0 wins
-    assert block["limits"][ret]["limit"] == pytest.approx(DEFAULT_FLOORS["median_percentile"])
+    # a retrieval record that moved 0.2 would get 3 x 0.2 = 0.6: two rank steps of its 100
+    # patients (2 x 100 / 99) win over that and over the floor of 1.0
+    assert block["limits"][ret]["limit"] == pytest.approx(200 / 99)
     untouched = _key(_record(base, table="table4", task="rbbb", setting="linear_probe",
                              modality="ecg_waveform", metric="auroc"))
     assert block["limits"][untouched]["limit"] == DEFAULT_FLOORS["auroc"]
@@ -152,3 +153,14 @@ def test_tolerance_all_sets_every_kind():
     assert tol["auroc"] == tol["median_percentile"] == 1e-6 and tol["mae"] == 2.0
     with pytest.raises(ValueError, match="KIND one of all"):
         parse_tolerances(["everything=1"])
+
+
+def test_percentile_limits_are_never_tighter_than_two_rank_steps(base):
+    """A record the reruns never moved still gets two steps of slack: 100 / (n - 1) per
+    rank for a percentile, 1 / n for recall@k."""
+    block = calibrate(base, [base, base])
+    ret = _key(_record(base, **RET))
+    assert block["limits"][ret]["limit"] == pytest.approx(2 * 100 / 99)
+    r1 = _key(_record(base, table="table3", query_modality="echo_video",
+                      gallery_modality="ecg_waveform", metric="recall@1"))
+    assert block["limits"][r1]["limit"] == pytest.approx(0.02)  # 2 / 100 = the floor

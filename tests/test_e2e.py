@@ -80,8 +80,15 @@ def test_gate_holds_on_another_thread_count(demo_run: Path) -> None:
     baseline = json.loads(BASELINE.read_text())
     assert baseline["provenance"].get("threads") in (None, BASELINE_THREADS)
     limits = baseline["gate"]["limits"]
-    gated = sum(e["status"] == "gated" for e in limits.values())
-    assert gated >= 0.5 * len(limits), f"only {gated} of {len(limits)} records gated"
+    # the paper's tables (subgroup cells on a 300-patient cohort are mostly too small)
+    from clerc.calibration import key_string
+    from clerc.gate import index_records
+
+    fields = baseline["gate"].get("key_fields")
+    main = [key_string(k, fields) for k, r in index_records(baseline, "baseline").items()
+            if r.get("subgroup") is None and r.get("train_fraction") is None]
+    gated = sum(limits[ks]["status"] == "gated" for ks in main)
+    assert gated >= 0.6 * len(main), f"only {gated} of {len(main)} table records gated"
     proc = run_clerc("gate", "--baseline", str(BASELINE), "--results", str(demo_run),
                      cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
@@ -155,7 +162,13 @@ if __name__ == "__main__":  # refresh the committed baseline and its calibration
         doc = json.loads(results.read_text())
         doc["provenance"]["threads"] = BASELINE_THREADS
         BASELINE.write_text(json.dumps(doc, indent=1) + "\n")
-        reruns = [str(demo(Path(d) / f"t{t}", threads=t)) for t in CALIBRATION_THREADS]
+        keep = ROOT / "runs" / "ci-calibration"  # kept (not committed) to recalibrate
+        keep.mkdir(parents=True, exist_ok=True)
+        reruns = []
+        for t in CALIBRATION_THREADS:
+            rerun = keep / f"threads{t}.json"
+            rerun.write_text(demo(Path(d) / f"t{t}", threads=t).read_text())
+            reruns.append(str(rerun))
         proc = run_clerc("gate", "--baseline", str(BASELINE), "--calibrate", *reruns, cwd=ROOT)
         print(proc.stdout, proc.stderr)
         sys.exit(proc.returncode)
