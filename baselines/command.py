@@ -10,13 +10,12 @@ writes ``RUNS/predictions.parquet`` (test split). ``clerc baselines predict --ru
 from __future__ import annotations
 
 import argparse
-import sys
 
 MODALITY_CHOICES = ("echo_video", "ecg_waveform", "angio_video", "cxr_image")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     t = sub.add_parser("train", help="train the baselines, then predict the test split",
@@ -47,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available")
@@ -59,17 +58,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from clerc.train.checkpoint import CheckpointError
+    from clerc.errors import UserError
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        print("clerc baselines: --device cuda: no CUDA device is available", file=sys.stderr)
-        return 2
-    try:
-        return _train(args, device) if args.action == "train" else _predict(args, device)
-    except (ValueError, FileNotFoundError, CheckpointError) as exc:
-        print(f"clerc baselines {args.action}: {exc}", file=sys.stderr)
-        return 2
+        raise UserError("--device cuda: no CUDA device is available")
+    return _train(args, device) if args.action == "train" else _predict(args, device)
 
 
 def _train(args: argparse.Namespace, device: str) -> int:

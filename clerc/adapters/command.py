@@ -7,7 +7,6 @@ beside the manifest. See ``docs/datasets.md``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"),
                TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn())
-    try:
-        with Progress(*columns, transient=True) as progress:  # rows read so far, per source
-            out = _adapt(args, progress)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"clerc adapt {args.dataset}: {exc}", file=sys.stderr)
-        return 2
+    with Progress(*columns, transient=True) as progress:  # rows read so far, per source
+        out = _adapt(args, progress)
     print(f"manifest written to {out} (account: {out / 'account.json'})")
     return 0
 

@@ -311,7 +311,7 @@ def read_prepared(root: str | Path,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("dir", type=Path, help="manifest directory")
     parser.add_argument("--out", type=Path, default=None, help="output (default DIR/packed)")
@@ -325,16 +325,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True, soft_wrap=True)
-    if args.workers < 1 or args.shard_size < 1:
-        console.print(f"--workers ({args.workers}) and --shard-size ({args.shard_size}) must "
-                      "be positive integers", markup=False)
-        return 2
-    try:
-        report = prepare(args.dir, args.out, shard_size=args.shard_size,
-                         skip_bad=args.skip_bad, workers=args.workers)
-    except (FileNotFoundError, ValueError) as exc:  # a missing or unreadable manifest
-        console.print(f"cannot prepare {args.dir}: {exc}", markup=False, style="red")
-        return 1
+    report = prepare(args.dir, args.out, shard_size=args.shard_size,
+                     skip_bad=args.skip_bad, workers=args.workers)
     for sid, _path, error in report.failures:
         console.print(f"failed {sid}: {error}", markup=False, highlight=False, style="red")
     console.print(f"{report.n_samples} samples in {report.n_shards} shards "

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from clerc.errors import UserError
 from clerc.modalities import ECG_LEADS, get_modality
 
 #: ECG sampling rate (Hz) and length (samples) of the native array.
@@ -45,7 +46,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _UNITS_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "v": 1e3}
 
 
-class ReaderError(ValueError):
+class ReaderError(UserError, ValueError):
     """A sample file that cannot be read; the message names the file and the problem."""
 
 

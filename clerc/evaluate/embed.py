@@ -310,7 +310,7 @@ def default_device() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint (.pt)")
     parser.add_argument("--data", type=Path, required=True, help="manifest directory")

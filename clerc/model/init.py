@@ -23,12 +23,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from clerc.errors import UserError
+
 #: Encoders that have pretrained weights in the paper (the ECG encoder starts random).
 PRETRAINED = ("echo_video", "angio_video", "cxr_image", "text")
 _TEXT_TOP = ("token_embedding.", "positional_embedding", "ln_final.", "text_projection")
 
 
-class PretrainedError(ValueError):
+class PretrainedError(UserError, ValueError):
     """A pretrained-weight file that does not fit; the message names file and parameter."""
 
 

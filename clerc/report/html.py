@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -190,10 +189,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        paths = render(args.results, args.out)
-    except ValueError as err:
-        print(f"clerc report: {err}", file=sys.stderr)
-        return 2
+    paths = render(args.results, args.out)
     print(f"wrote {len(paths)} pages to {args.out}: " + ", ".join(p.name for p in paths))
     return 0

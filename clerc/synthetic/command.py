@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("--out", help="directory to write the cohort (manifest + media) into")
     parser.add_argument(
@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     import time
+
+    from clerc.errors import UserError
 
     if args.preview:
         from clerc.synthetic.preview import render_preview
@@ -42,19 +43,14 @@ def run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if not args.out:
-        print("clerc synth: give --out DIR (to write a cohort) or --preview DIR", file=sys.stderr)
-        return 2
+        raise UserError("give --out DIR (to write a cohort) or --preview DIR")
     from clerc.synthetic.config import SynthConfig
     from clerc.synthetic.writer import synthesize
 
-    try:
-        cfg = SynthConfig(angio_fraction=args.angio_fraction)
-        start = time.perf_counter()
-        out = synthesize(
-            args.out, args.patients, args.seed, cfg, workers=args.workers, progress=not args.quiet
-        )
-    except ValueError as exc:
-        print(f"clerc synth: {exc}", file=sys.stderr)
-        return 2
+    cfg = SynthConfig(angio_fraction=args.angio_fraction)
+    start = time.perf_counter()
+    out = synthesize(
+        args.out, args.patients, args.seed, cfg, workers=args.workers, progress=not args.quiet
+    )
     print(f"wrote {args.patients} patients to {out} in {time.perf_counter() - start:.1f} s")
     return 0

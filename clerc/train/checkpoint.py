@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from clerc.errors import UserError
 from clerc.modalities import ENCODERS, MODALITY_NAMES
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ _PACKAGES = {"torch": "torch", "torchvision": "torchvision", "open_clip": "open_
 _LEAVES = (torch.Tensor, str, int, float, bool, type(None), torch.dtype, torch.device)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be written or read safely; the message names the file."""
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="manifest directory (uses DIR/packed when `clerc prepare` wrote it)")
@@ -59,21 +58,13 @@ def run(args: argparse.Namespace) -> int:
     from clerc.train.config import load_config
     from clerc.train.trainer import train
 
-    try:
-        cfg = load_config(args.config)
-        overrides = {"epochs": args.epochs, "max_steps_per_epoch": args.max_steps_per_epoch}
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-        init = parse_init(args.init)
-    except ValueError as exc:
-        print(f"clerc train: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config)
+    overrides = {"epochs": args.epochs, "max_steps_per_epoch": args.max_steps_per_epoch}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    init = parse_init(args.init)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        records = train(cfg, args.data, args.out, device=device, resume=args.resume, init=init,
-                        progress=not args.no_progress, stop_after_epoch=args.stop_after_epoch)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"clerc train: {exc}", file=sys.stderr)
-        return 2
+    records = train(cfg, args.data, args.out, device=device, resume=args.resume, init=init,
+                    progress=not args.no_progress, stop_after_epoch=args.stop_after_epoch)
     if records and int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 reports
         best = min(records, key=lambda r: r["val_loss"])
         print(f"best epoch {best['epoch']}: val loss {best['val_loss']:.4f} -> {args.out}/ckpt.pt")
