@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from clerc.cli import at_least
+from clerc.argtypes import at_least
 
 DEFAULT_DATA = Path("data/synthetic-default")
 DEFAULT_OUT = Path("runs/benchmark")
@@ -156,12 +156,7 @@ def _provenance(args: argparse.Namespace, emb: Any, data: Path, tasks: list[str]
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
-    try:
-        return _run(args, console)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        console.print(f"[red]clerc benchmark:[/red] {exc}", highlight=False)
-        return 2
+    return _run(args, Console(stderr=True))
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
@@ -194,7 +189,7 @@ def _run(args: argparse.Namespace, console: Any) -> int:
     from clerc.data.manifest import read_manifest
     from clerc.evaluate.cohort import cohort
     from clerc.evaluate.registry import Context, all_prompts, load_definitions, load_tasks
-    from clerc.evaluate.results import write_predictions, write_results
+    from clerc.evaluate.results import TaskResult, write_predictions, write_results
 
     _check_inputs(args)
     stage = Stages(console)
@@ -211,16 +206,17 @@ def _run(args: argparse.Namespace, console: Any) -> int:
     ctx = Context(emb, manifest, defs, n_resamples=args.bootstrap,
                   max_gap=timedelta(days=args.max_gap_days), seed=args.seed,
                   supervised=supervised)
-    records = []
+    produced = TaskResult()
     registry = load_tasks()
     for name in tasks:
         with stage(f"task {name}"), console.status(f"task {name} (bootstrap {args.bootstrap})"):
-            records += registry.get(name).run(ctx)
+            produced += registry.get(name).run(ctx)
+    records = list(produced.records)
     with stage("write"):
         out = Path(args.out)
         results = write_results(out / "results.json", records,
                                 _provenance(args, emb, data, tasks, stage.times), cohort(manifest))
-        write_predictions(out / "predictions.parquet", ctx.predictions)
+        write_predictions(out / "predictions.parquet", produced.predictions)
     console.print(f"wrote {results} ({len(records)} records) and {out / 'predictions.parquet'}")
     if not args.no_report:
         with stage("report"):

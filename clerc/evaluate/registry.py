@@ -1,7 +1,8 @@
 """The evaluation task registry, the scoring context, and the predictive task definitions.
 
 A ``Task`` is one setting of one table (retrieval, zero-shot, linear probe, cross-modal
-probe, supervised); its ``run(context)`` returns ``Record``s. Task *definitions* (which
+probe, supervised); its ``run(context)`` returns a ``TaskResult`` (records and prediction
+frames) and writes nothing into the context. Task *definitions* (which
 label, which modality, which prompt) live in ``tasks.toml``; users extend them with
 their own TOML file.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 
 from clerc.data.manifest import Manifest
 from clerc.evaluate.embeddings import Embeddings
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.modalities import DIAGNOSTIC
 from clerc.registry import Registry
 
@@ -119,12 +120,40 @@ def all_prompts(defs: tuple[TaskDef, ...]) -> list[str]:
     return list(dict.fromkeys(p for d in defs for p in d.prompts))
 
 
+class Memo:
+    """An explicit memo of values computed from a context's inputs.
+
+    A value is stored under ``key`` (compared by equality: names, definitions, settings)
+    plus the identity of every object in ``inputs`` (embeddings, manifest: compared with
+    ``is``, and held so that their ids are not reused). A context made with
+    ``dataclasses.replace`` shares the memo; any changed input misses it.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[Hashable, ...], tuple[tuple[object, ...], Any]] = {}
+
+    def get(self, key: tuple[Hashable, ...], inputs: tuple[object, ...],
+            compute: Callable[[], Any]) -> Any:
+        """The value for ``key`` and ``inputs``, computed once by ``compute()``."""
+        full = (*key, *(id(o) for o in inputs))
+        hit = self._items.get(full)
+        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+            return hit[1]
+        value = compute()
+        self._items[full] = (inputs, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass(frozen=True)
 class Context:
     """What every task reads: embeddings, manifest, definitions and scoring settings.
 
-    ``predictions`` collects per-cell prediction frames (cell, kind, y_true, y_score);
-    ``cache`` shares per-cell study-level predictions between tasks (probe -> supervised).
+    Tasks return what they produce (``TaskResult``) and never write into the context.
+    ``memo`` is the one shared store: probe fits, which Table 4, Table 5 and the
+    supervised comparison reuse, keyed on everything they depend on (``tasks/probe.py``).
     """
 
     embeddings: Embeddings
@@ -134,18 +163,13 @@ class Context:
     max_gap: timedelta = timedelta(days=365)
     seed: int = 0
     supervised: pd.DataFrame | None = None
-    predictions: list[pd.DataFrame] = field(default_factory=list)
-    cache: dict[Any, Any] = field(default_factory=dict)
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.n_resamples < 0:
             raise ValueError(f"n_resamples must be >= 0, got {self.n_resamples}")
         if self.max_gap < timedelta(0):
             raise ValueError(f"max_gap must be >= 0, got {self.max_gap}")
-
-    def add_predictions(self, cell: str, kind: str, y_true: Any, y_score: Any) -> None:
-        self.predictions.append(pd.DataFrame(
-            {"cell": cell, "kind": kind, "y_true": y_true, "y_score": y_score}))
 
 
 @dataclass(frozen=True)
@@ -155,18 +179,20 @@ class Task:
     name: str
     table: str
     setting: str
-    run: Callable[[Context], list[Record]]
+    run: Callable[[Context], TaskResult]
     description: str = ""
 
 
 TASKS: Registry[Task] = Registry("task")
 
 
-def task(name: str, table: str, setting: str) -> Callable[[Callable[[Context], list[Record]]],
-                                                           Callable[[Context], list[Record]]]:
+TaskFn = Callable[[Context], TaskResult]
+
+
+def task(name: str, table: str, setting: str) -> Callable[[TaskFn], TaskFn]:
     """Decorator: register ``fn`` as the task ``name`` (its docstring is the description)."""
 
-    def wrap(fn: Callable[[Context], list[Record]]) -> Callable[[Context], list[Record]]:
+    def wrap(fn: TaskFn) -> TaskFn:
         TASKS.add(name, Task(name, table, setting, fn, (fn.__doc__ or "").strip().split("\n")[0]))
         return fn
 

@@ -16,10 +16,11 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pandas as pd
 
@@ -100,6 +101,43 @@ def undefined(base: dict[str, Any], metric: str, note: str, n: int = 0) -> Recor
                   n=n, n_undefined=0, note=note)
 
 
+def prediction_frame(cell: str, kind: str, y_true: Any, y_score: Any) -> pd.DataFrame:
+    """One cell's rows of ``predictions.parquet`` (``PREDICTION_COLUMNS``)."""
+    if kind not in PREDICTION_KINDS:
+        raise ValueError(f"prediction kind {kind!r} not in {PREDICTION_KINDS}")
+    return pd.DataFrame({"cell": cell, "kind": kind, "y_true": y_true, "y_score": y_score})
+
+
+@dataclass(frozen=True, eq=False)
+class TaskResult(Sequence[Record]):
+    """What a task (or one cell of it) returns: its records and its prediction frames.
+
+    A sequence of its records (``len``, indexing, iteration); ``+`` concatenates both
+    parts, and a plain list of records can be added (it has no predictions).
+    """
+
+    records: tuple[Record, ...] = ()
+    predictions: tuple[pd.DataFrame, ...] = ()
+
+    def __add__(self, other: Iterable[Record]) -> TaskResult:
+        if isinstance(other, TaskResult):
+            return TaskResult(self.records + other.records, self.predictions + other.predictions)
+        return TaskResult(self.records + tuple(other), self.predictions)
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | Sequence[Record]:
+        return self.records[i]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+
 def file_hash(path: str | Path) -> str:
     """SHA-256 of a file's bytes (streamed)."""
     h = hashlib.sha256()
@@ -170,7 +208,7 @@ def read_results(path: str | Path) -> tuple[list[Record], dict[str, Any], dict[s
     return [Record.from_dict(d) for d in doc["records"]], doc["provenance"], doc["cohort"]
 
 
-def predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+def predictions_frame(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-cell prediction frames into the ``predictions.parquet`` shape."""
     if not parts:
         return pd.DataFrame({"cell": pd.Series(dtype="string"), "kind": pd.Series(dtype="string"),
@@ -184,7 +222,7 @@ def predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
                       "y_score": "float64"})
 
 
-def write_predictions(path: str | Path, parts: list[pd.DataFrame]) -> Path:
+def write_predictions(path: str | Path, parts: Sequence[pd.DataFrame]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     predictions_frame(parts).to_parquet(path, index=False)

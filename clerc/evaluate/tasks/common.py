@@ -18,7 +18,7 @@ import pandas as pd
 from clerc.evaluate import bootstrap, metrics
 from clerc.evaluate.matching import study_or_nearest
 from clerc.evaluate.registry import Context, TaskDef
-from clerc.evaluate.results import Record, undefined
+from clerc.evaluate.results import Record, TaskResult, prediction_frame, undefined
 
 #: Metrics reported per kind of predictive task.
 KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc",), "regression": ("r2", "mae")}
@@ -110,19 +110,20 @@ class StudyPredictions:
     note: str | None = None
 
 
-def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) -> list[Record]:
-    """Records (one per metric of the kind) for study-level predictions; saves them for plots."""
+def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) -> TaskResult:
+    """Records (one per metric of the kind) for study-level predictions, and the
+    predictions themselves (for the plots)."""
     f = sp.frame
     y_true, y_score = f["y_true"].to_numpy(float), f["y_score"].to_numpy(float)
-    ctx.add_predictions(cell_key(b), sp.kind, y_true, y_score)
     pid = f["patient_id"].to_numpy(dtype=object)
-    return [bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
-            for m in KIND_METRICS[sp.kind]]
+    records = tuple(bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
+                    for m in KIND_METRICS[sp.kind])
+    return TaskResult(records, (prediction_frame(cell_key(b), sp.kind, y_true, y_score),))
 
 
-def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0) -> list[Record]:
+def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0) -> TaskResult:
     """One undefined record per metric of the kind."""
-    return [undefined(b, m, note, n) for m in KIND_METRICS[kind]]
+    return TaskResult(tuple(undefined(b, m, note, n) for m in KIND_METRICS[kind]))
 
 
 def studies(samples: pd.DataFrame, modality: str, split: str) -> pd.DataFrame:

@@ -10,15 +10,15 @@ feature modality owns the label are the Table 4 probes (same computation, same n
 from __future__ import annotations
 
 from clerc.evaluate.registry import Context, task
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.evaluate.tasks.probe import probe_cell
 from clerc.modalities import DIAGNOSTIC
 
 
 @task("cross_modal", "table5", "linear_probe")
-def cross_modal(ctx: Context) -> list[Record]:
+def cross_modal(ctx: Context) -> TaskResult:
     """Table 5: linear probes of each diagnostic modality for every label (incl. age, sex)."""
-    out: list[Record] = []
+    out = TaskResult()
     for d in ctx.definitions:
         if not d.table5:
             continue

@@ -17,7 +17,7 @@ import pandas as pd
 from clerc.evaluate import metrics
 from clerc.evaluate.matching import closest_pairs
 from clerc.evaluate.registry import Context, task
-from clerc.evaluate.results import Record, undefined
+from clerc.evaluate.results import TaskResult, prediction_frame, undefined
 from clerc.evaluate.tasks.common import base, bootstrap_record, cell_key
 from clerc.modalities import MODALITY_NAMES
 
@@ -40,7 +40,7 @@ def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
                          "idx": s.index.to_numpy(dtype=np.int64)})
 
 
-def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
+def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     """The five retrieval records of one ordered modality pair."""
     b = base("table3", "retrieval", "retrieval", query=query, gallery=gallery)
     samples = ctx.embeddings.samples
@@ -48,23 +48,23 @@ def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
     n = len(pairs)
     if n < 2:
         note = f"{n} test patient(s) have both {query} and {gallery}; need 2"
-        return [undefined(b, name, note, n) for name, _, _ in RETRIEVAL_METRICS]
+        return TaskResult(tuple(undefined(b, name, note, n) for name, _, _ in RETRIEVAL_METRICS))
     v = ctx.embeddings.vectors
     q = v[pairs["left_idx"].to_numpy(dtype=np.int64)]
     g = v[pairs["right_idx"].to_numpy(dtype=np.int64)]
     ranks = metrics.retrieval_ranks(q, g, np.arange(n))
     pct = metrics.percentile_from_ranks(ranks, n)
-    ctx.add_predictions(cell_key(b), "retrieval", np.ones(n), pct)
     pid = pairs["patient_id"].to_numpy(dtype=object)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    return [bootstrap_record(ctx, b, boot, pid, None, scores[kind], name=name)
-            for name, boot, kind in RETRIEVAL_METRICS]
+    records = tuple(bootstrap_record(ctx, b, boot, pid, None, scores[kind], name=name)
+                    for name, boot, kind in RETRIEVAL_METRICS)
+    return TaskResult(records, (prediction_frame(cell_key(b), "retrieval", np.ones(n), pct),))
 
 
 @task("retrieval", "table3", "retrieval")
-def retrieval(ctx: Context) -> list[Record]:
+def retrieval(ctx: Context) -> TaskResult:
     """Table 3: retrieval between every ordered pair of distinct modalities (56 pairs)."""
-    out: list[Record] = []
+    out = TaskResult()
     for query, gallery in permutations(MODALITY_NAMES, 2):
         out += pair_records(ctx, query, gallery)
     return out

@@ -19,7 +19,7 @@ import pandas as pd
 from clerc.data.manifest import Manifest
 from clerc.evaluate import bootstrap
 from clerc.evaluate.registry import Context, TaskDef, task
-from clerc.evaluate.results import Record, undefined
+from clerc.evaluate.results import Record, TaskResult, undefined
 from clerc.evaluate.tasks.common import (
     KIND_METRICS,
     StudyPredictions,
@@ -67,12 +67,12 @@ def _joined(predictions: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
 
 
 def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
-                      context: Context) -> list[Record]:
+                      context: Context) -> TaskResult:
     """Supervised records per (task, modality) and CLERC-minus-supervised differences."""
     ctx = dataclasses.replace(context, manifest=manifest) if manifest is not context.manifest \
         else context
     joined = _joined(predictions, manifest)
-    out: list[Record] = []
+    out = TaskResult()
     pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]] = []
     for (name, modality), group in joined.groupby(["task", "modality"], sort=True):
         d = _resolve(ctx.definitions, str(name), str(modality))
@@ -137,7 +137,7 @@ def _holm(pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]]) -> l
 
 
 @task("supervised", "table4", "supervised")
-def supervised(ctx: Context) -> list[Record]:
+def supervised(ctx: Context) -> TaskResult:
     """Table 4: supervised baselines' predictions (--supervised) and CLERC minus supervised."""
     if ctx.supervised is None:
         raise ValueError("task 'supervised' needs a predictions table (--supervised PRED.parquet)")

@@ -12,7 +12,7 @@ import numpy as np
 
 from clerc.evaluate import metrics
 from clerc.evaluate.registry import Context, TaskDef, task
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.evaluate.tasks.common import (
     StudyPredictions,
     base,
@@ -37,7 +37,7 @@ def sample_scores(ctx: Context, d: TaskDef, rows: np.ndarray) -> np.ndarray:
     return metrics.softmax_expectation(cos, np.asarray(d.values, float), emb.logit_scale)
 
 
-def zero_shot_cell(ctx: Context, d: TaskDef) -> list[Record]:
+def zero_shot_cell(ctx: Context, d: TaskDef) -> TaskResult:
     """The records of one Table 4 zero-shot cell."""
     modality = d.modality or ""
     b = base("table4", d.label, "zero_shot", modality=modality, label_modality=d.label_modality)
@@ -52,9 +52,9 @@ def zero_shot_cell(ctx: Context, d: TaskDef) -> list[Record]:
 
 
 @task("zero_shot", "table4", "zero_shot")
-def zero_shot(ctx: Context) -> list[Record]:
+def zero_shot(ctx: Context) -> TaskResult:
     """Table 4: zero-shot prediction from prompt embeddings (Supplementary Table 1 prompts)."""
-    out: list[Record] = []
+    out = TaskResult()
     for d in ctx.definitions:
         if d.table4 and d.has_zero_shot:
             out += zero_shot_cell(ctx, d)
