@@ -15,7 +15,8 @@ run means the code changed what it computes, which is as much a surprise as a re
 ``--worse-only`` fails only on movement in the worse direction (metrics with no better
 direction, such as p-values, still fail on any movement beyond the limit).
 
-Default absolute tolerances (``DEFAULT_TOLERANCES``) are sized for a seeded tiny CPU run
+Default absolute tolerances (``DEFAULT_TOLERANCES``, from each metric's spec in
+``clerc.evaluate.metric_specs``, as are the better directions) are sized for a seeded tiny CPU run
 repeated on another machine: float reductions in a different order move AUROC of ~100
 patients by a few thousandths and a median percentile by well under a point; the limits
 sit an order of magnitude above that and well below any real regression of the harness.
@@ -34,23 +35,14 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-KEY_FIELDS = ("table", "task", "setting", "query_modality", "gallery_modality", "modality",
-              "label_modality", "metric")
-RECORD_FIELDS = (*KEY_FIELDS, "value", "ci_low", "ci_high", "n", "n_undefined", "note")
+from clerc.evaluate.metric_specs import spec_or_default, tolerance_kinds
+from clerc.evaluate.results import KEY_FIELDS, RECORD_FIELDS, index_records
+
+__all__ = ["DEFAULT_TOLERANCES", "KEY_FIELDS", "RECORD_FIELDS", "Drift", "compare",
+           "direction", "index_records", "metric_kind", "parse_tolerances", "print_report"]
 
 #: Absolute tolerance per metric kind; ``default`` covers any other metric.
-DEFAULT_TOLERANCES: dict[str, float] = {
-    "auroc": 0.05,
-    "r2": 0.08,
-    "mae": 3.0,
-    "median_percentile": 5.0,
-    "mean_percentile": 5.0,
-    "recall@k": 0.08,
-    "p_value": 0.2,
-    "default": 0.05,
-}
-HIGHER_IS_BETTER = frozenset({"auroc", "r2", "recall@k", "accuracy"})
-LOWER_IS_BETTER = frozenset({"mae", "median_percentile", "mean_percentile"})
+DEFAULT_TOLERANCES: dict[str, float] = tolerance_kinds()
 
 Key = tuple[str | None, ...]
 
@@ -58,21 +50,12 @@ Key = tuple[str | None, ...]
 def metric_kind(metric: str) -> str:
     """The tolerance kind of a metric name: ``recall@5`` -> ``recall@k``, ``auroc_p_holm``
     -> ``p_value``; names without a kind of their own map to ``default``."""
-    if metric.startswith("recall@"):
-        return "recall@k"
-    if metric.endswith("_p_holm") or metric in ("p", "p_value"):
-        return "p_value"
-    return metric if metric in DEFAULT_TOLERANCES else "default"
+    return spec_or_default(metric).kind
 
 
 def direction(metric: str) -> int:
     """+1 when higher is better, -1 when lower is better, 0 when neither is."""
-    kind = metric_kind(metric)
-    if kind in HIGHER_IS_BETTER:
-        return 1
-    if kind in LOWER_IS_BETTER:
-        return -1
-    return 0
+    return spec_or_default(metric).better
 
 
 @dataclass(frozen=True)
@@ -91,23 +74,6 @@ class Drift:
     @property
     def metric(self) -> str:
         return str(self.key[-1])
-
-
-def index_records(doc: dict, source: str) -> dict[Key, dict]:
-    """Records of a results document keyed by ``KEY_FIELDS``; duplicates are an error."""
-    records = doc.get("records") if isinstance(doc, dict) else None
-    if not isinstance(records, list):
-        raise ValueError(f"{source}: expected a JSON object with a 'records' list")
-    out: dict[Key, dict] = {}
-    for i, rec in enumerate(records):
-        missing = [f for f in RECORD_FIELDS if f not in rec]
-        if missing:
-            raise ValueError(f"{source}: record {i} lacks {', '.join(missing)}")
-        key = tuple(rec[f] for f in KEY_FIELDS)
-        if key in out:
-            raise ValueError(f"{source}: record {i} repeats the key {key}")
-        out[key] = rec
-    return out
 
 
 def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
@@ -150,7 +116,7 @@ def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | Non
             ci_mode: bool = False, worse_only: bool = False,
             allow_n_change: bool = False) -> list[Drift]:
     """One ``Drift`` per key present on either side, in the baseline's order then new keys."""
-    tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    tol = {**tolerance_kinds(), **(tolerances or {})}
     base = index_records(baseline, "baseline")
     new = index_records(results, "results")
     out = []

@@ -16,19 +16,23 @@ computed for the whole block at once as a weighted metric (weights = counts of e
 
 A resample where the metric is undefined (one class only for AUROC, zero variance of
 y_true for R^2) is counted in `n_undefined` and excluded from the percentile interval.
+
+Which scorer computes a metric is the metric's spec (`clerc.evaluate.metric_specs`); the
+scorers themselves are in `clerc.evaluate.scorers`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
+from clerc.evaluate.metric_specs import MetricSpec, metric_spec
 from clerc.evaluate.metrics import finite_vector
+from clerc.evaluate.scorers import Scorer
+from clerc.registry import UnknownNameError
 
 __all__ = [
     "BootstrapResult",
@@ -40,12 +44,7 @@ __all__ = [
     "resample_counts",
 ]
 
-_SIMPLE = ("auroc", "r2", "mae", "median", "mean")
-_NEEDS_TRUTH = ("auroc", "r2", "mae")
 _BLOCK_CELLS = 500_000  # float64 cells per block matrix (4 MB: stays in cache)
-
-# A scorer maps float64 counts (n_patients, B) to (values (B,), defined (B,) bool).
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -67,14 +66,17 @@ class BootstrapResult:
     p_value: float | None
 
 
-def _parse_metric(metric: str) -> tuple[str, int]:
-    if metric in _SIMPLE:
-        return metric, 0
-    match = re.fullmatch(r"recall@(\d+)", metric)
-    if match and int(match.group(1)) >= 1:
-        return "recall", int(match.group(1))
-    raise ValueError(f"unknown bootstrap metric {metric!r}; expected one of "
-                     f"{', '.join(_SIMPLE)} or 'recall@K' with an integer K >= 1")
+def _spec(metric: str) -> MetricSpec:
+    """The metric's spec, when it has a bootstrap scorer."""
+    try:
+        spec = metric_spec(metric)
+    except UnknownNameError:
+        spec = None
+    if spec is None or spec.scorer is None:
+        raise ValueError(f"unknown bootstrap metric {metric!r}; expected a metric of "
+                         "clerc.evaluate.metric_specs with a scorer (e.g. auroc, r2, mae, "
+                         "median, mean) or 'recall@K' with an integer K >= 1")
+    return spec
 
 
 def _count_blocks(n_patients: int, n_resamples: int, seed: int,
@@ -107,128 +109,23 @@ def resample_counts(n_patients: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.concatenate(list(iter_resample_counts(n_patients, n_resamples, seed, 256)))
 
 
-def _patient_sums(codes: np.ndarray, n_patients: int, values: np.ndarray) -> np.ndarray:
-    return np.bincount(codes, weights=values, minlength=n_patients)
-
-
-def _group_matrix(groups: np.ndarray, n_groups: int, codes: np.ndarray,
-                  n_patients: int) -> sparse.csr_matrix:
-    """Sparse (n_groups, n_patients): how many rows of each patient fall in each group."""
-    ones = np.ones(codes.size)
-    return sparse.csr_matrix((ones, (groups, codes)), shape=(n_groups, n_patients))
-
-
-def _auroc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray) -> Scorer:
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("auroc: y_true must contain only 0 and 1")
-    is_pos = y == 1
-    pos_values, pos_groups = np.unique(s[is_pos], return_inverse=True)
-    k = pos_values.size
-    neg_s, neg_codes = s[~is_pos], codes[~is_pos]
-    pos = _group_matrix(pos_groups, k, codes[is_pos], n_patients)
-    # a negative enters "below" from the first positive score strictly above it
-    first_above = np.searchsorted(pos_values, neg_s, side="right")
-    keep = first_above < k
-    below = _group_matrix(first_above[keep], k, neg_codes[keep], n_patients)
-    at = np.searchsorted(pos_values, neg_s, side="left")
-    tied = np.zeros(neg_s.size, dtype=bool)
-    if k:
-        tied = (at < k) & (pos_values[np.minimum(at, k - 1)] == neg_s)
-    ties = _group_matrix(at[tied], k, neg_codes[tied], n_patients) if tied.any() else None
-    pos_rows = _patient_sums(codes[is_pos], n_patients, np.ones(int(is_pos.sum())))
-    neg_rows = _patient_sums(neg_codes, n_patients, np.ones(neg_codes.size))
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        credit = np.cumsum(below @ counts, axis=0)  # (k, B) negative weight below each
-        if ties is not None:
-            credit += 0.5 * (ties @ counts)
-        wins = np.einsum("gb,gb->b", pos @ counts, credit)
-        n_pos, n_neg = pos_rows @ counts, neg_rows @ counts
-        defined = (n_pos > 0) & (n_neg > 0)
-        return wins / np.where(defined, n_pos * n_neg, 1.0), defined
-
-    return score
-
-
-def _mean_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
-    rows = _patient_sums(codes, n_patients, np.ones_like(v))
-    sums = _patient_sums(codes, n_patients, v)
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (sums @ counts) / (rows @ counts), np.ones(counts.shape[1], dtype=bool)
-
-    return score
-
-
-def _r2_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, p: np.ndarray) -> Scorer:
-    yc = y - y.mean()
-    rows = _patient_sums(codes, n_patients, np.ones_like(y))
-    s1 = _patient_sums(codes, n_patients, yc)
-    s2 = _patient_sums(codes, n_patients, yc * yc)
-    res = _patient_sums(codes, n_patients, (y - p) ** 2)
-    lo = np.full(n_patients, np.inf)
-    hi = np.full(n_patients, -np.inf)
-    np.minimum.at(lo, codes, y)
-    np.maximum.at(hi, codes, y)
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sum_sq = s2 @ counts
-        ss_tot = sum_sq - (s1 @ counts) ** 2 / (rows @ counts)
-        # rounding leaves |ss_tot| ~1e-16 * sum_sq when y is constant: far above that, the
-        # resample surely varies; the few columns below are checked exactly (min < max)
-        defined = ss_tot > 1e-9 * sum_sq
-        unsure = np.flatnonzero(~defined)
-        if unsure.size:
-            drawn = counts[:, unsure] > 0
-            defined[unsure] = (np.where(drawn, hi[:, None], -np.inf).max(axis=0)
-                               > np.where(drawn, lo[:, None], np.inf).min(axis=0))
-        return 1.0 - (res @ counts) / np.where(defined, ss_tot, 1.0), defined
-
-    return score
-
-
-def _median_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
-    values, groups = np.unique(v, return_inverse=True)
-    members_t = _group_matrix(groups, values.size, codes, n_patients).T.tocsr()
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # (B, n_values): each resample's rows at or below each value, contiguous per resample
-        cum = np.cumsum(np.asarray(counts.T @ members_t), axis=1)
-        total = cum[:, -1]
-        low = [np.searchsorted(c, (t - 1) // 2, side="right")
-               for c, t in zip(cum, total, strict=True)]
-        high = [np.searchsorted(c, t // 2, side="right") for c, t in zip(cum, total, strict=True)]
-        return 0.5 * (values[low] + values[high]), np.ones(counts.shape[1], dtype=bool)
-
-    return score
-
-
 def _scorer(metric: str, codes: np.ndarray, n_patients: int,
             y_true: np.ndarray | None, y_score: np.ndarray) -> Scorer:
-    kind, k = _parse_metric(metric)
-    if kind == "auroc":
-        return _auroc_scorer(codes, n_patients, y_true, y_score)
-    if kind == "r2":
-        return _r2_scorer(codes, n_patients, y_true, y_score)
-    if kind == "mae":
-        return _mean_scorer(codes, n_patients, np.abs(y_true - y_score))
-    if kind == "median":
-        return _median_scorer(codes, n_patients, y_score)
-    if kind == "recall":
-        return _mean_scorer(codes, n_patients, (y_score < k).astype(np.float64))
-    return _mean_scorer(codes, n_patients, y_score)
+    factory = _spec(metric).scorer
+    assert factory is not None  # _spec checked it
+    return factory(codes, n_patients, y_true, y_score)
 
 
 def _inputs(metric: str, patient_ids: object, y_true: object,
             scores: list[tuple[str, object]]) -> tuple[np.ndarray, int, np.ndarray | None,
                                                        list[np.ndarray]]:
-    kind, _ = _parse_metric(metric)
+    spec = _spec(metric)
     codes, uniques = pd.factorize(np.asarray(patient_ids), use_na_sentinel=True)
     if codes.size == 0:
         raise ValueError("bootstrap needs at least one row")
     if (codes < 0).any():
         raise ValueError("patient_ids contains missing values")
-    if kind in _NEEDS_TRUTH and y_true is None:
+    if spec.needs_y_true and y_true is None:
         raise ValueError(f"metric {metric!r} needs y_true")
     truth = None if y_true is None else finite_vector("y_true", y_true, codes.size, "patient_ids")
     return codes, len(uniques), truth, [finite_vector(n, s, codes.size, "patient_ids")

@@ -1,4 +1,10 @@
-"""Results: flat ``Record``s plus provenance, written as ``results.json``.
+"""The results schema (its one home): flat ``Record``s plus provenance, ``results.json``.
+
+The record fields (``RECORD_FIELDS``), the key a record is identified by (``KEY_FIELDS``;
+``CELL_FIELDS`` without the metric), the tables and settings, and the columns of
+``predictions.parquet`` are defined here; ``check_record``/``index_records`` are the one
+validation of a record read back as JSON (used by ``Record.from_dict``, the gate and the
+report).
 
 Every record has the same keys (see ``docs/CONTRACTS.md``). A metric that cannot be
 computed is a record with ``value = None`` and a ``note`` saying why, never NaN.
@@ -24,10 +30,21 @@ from typing import Any, overload
 
 import pandas as pd
 
+from clerc.modalities import MODALITIES
+
 TABLES: tuple[str, ...] = ("table3", "table4", "table5")
 SETTINGS: tuple[str, ...] = (
     "retrieval", "zero_shot", "linear_probe", "supervised", "difference",
 )
+#: The fields that name a table cell; with ``metric`` they identify a record.
+CELL_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
+                                "gallery_modality", "modality", "label_modality")
+KEY_FIELDS: tuple[str, ...] = (*CELL_FIELDS, "metric")
+#: Every field of a record, in ``results.json`` order.
+RECORD_FIELDS: tuple[str, ...] = (*KEY_FIELDS, "value", "ci_low", "ci_high", "n",
+                                  "n_undefined", "note")
+MODALITY_FIELDS: tuple[str, ...] = ("query_modality", "gallery_modality", "modality",
+                                    "label_modality")
 #: Columns of ``predictions.parquet``.
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell", "kind", "y_true", "y_score")
 PREDICTION_KINDS: tuple[str, ...] = ("binary", "regression", "retrieval")
@@ -80,19 +97,51 @@ class Record:
 
     def key(self) -> tuple[str | None, ...]:
         """Identity of the cell (what the gate compares on)."""
-        return (self.table, self.task, self.setting, self.query_modality,
-                self.gallery_modality, self.modality, self.label_modality, self.metric)
+        return tuple(getattr(self, f) for f in KEY_FIELDS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Record:
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in d]
-        if missing:
-            raise ValueError(f"record {d!r} lacks keys {missing}")
-        return cls(**{n: d[n] for n in names})
+    def from_dict(cls, d: dict[str, Any], where: str = "record") -> Record:
+        check_record(d, where)
+        return cls(**{n: d[n] for n in RECORD_FIELDS})
+
+
+assert tuple(f.name for f in fields(Record)) == RECORD_FIELDS
+
+
+def check_record(rec: object, where: str) -> None:
+    """Check a record read as JSON: an object with every field, a known table and
+    setting, modality fields naming modalities. ``where`` prefixes the message."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where}: expected an object, got {type(rec).__name__}")
+    missing = [f for f in RECORD_FIELDS if f not in rec]
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(missing)}")
+    if rec["table"] not in TABLES:
+        raise ValueError(f"{where}: table {rec['table']!r} is not one of {TABLES}")
+    if rec["setting"] not in SETTINGS:
+        raise ValueError(f"{where}: setting {rec['setting']!r} is not one of {SETTINGS}")
+    for field in MODALITY_FIELDS:
+        if rec[field] is not None and rec[field] not in MODALITIES:
+            raise ValueError(f"{where}: {field} {rec[field]!r} is not a modality")
+
+
+def index_records(doc: object, source: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Records of a results document keyed by ``KEY_FIELDS``, each checked
+    (``check_record``); a document without a records list or a repeated key is an error."""
+    records = doc.get("records") if isinstance(doc, dict) else None
+    if not isinstance(records, list):
+        raise ValueError(f"{source}: expected a JSON object with a 'records' list")
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for i, rec in enumerate(records):
+        check_record(rec, f"{source}: record {i}")
+        key = tuple(rec[f] for f in KEY_FIELDS)
+        if key in out:
+            raise ValueError(f"{source}: record {i} repeats the key {key}")
+        out[key] = rec
+    return out
 
 
 def undefined(base: dict[str, Any], metric: str, note: str, n: int = 0) -> Record:
@@ -205,7 +254,8 @@ def read_results(path: str | Path) -> tuple[list[Record], dict[str, Any], dict[s
     for key in ("provenance", "cohort", "records"):
         if key not in doc:
             raise ValueError(f"{path}: results lack the {key!r} block")
-    return [Record.from_dict(d) for d in doc["records"]], doc["provenance"], doc["cohort"]
+    records = [Record.from_dict(d, f"{path}: record {i}") for i, d in enumerate(doc["records"])]
+    return records, doc["provenance"], doc["cohort"]
 
 
 def predictions_frame(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:

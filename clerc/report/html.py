@@ -41,11 +41,9 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from clerc.gate import RECORD_FIELDS
-from clerc.modalities import MODALITIES
+from clerc.evaluate.results import PREDICTION_COLUMNS, PREDICTION_KINDS, TABLES, index_records
 
 TEMPLATES = Path(__file__).with_name("templates")
-TABLES = ("table3", "table4", "table5")
 PAGES = {
     "index": "Overview",
     "table1": "Table 1: Patients per modality and pair",
@@ -54,8 +52,6 @@ PAGES = {
     "table4": "Table 4: Zero-shot and linear probing",
     "table5": "Table 5: Cross-modal linear probing",
 }
-PREDICTION_COLUMNS = ("cell", "kind", "y_true", "y_score")
-PREDICTION_KINDS = frozenset({"binary", "regression", "retrieval"})
 
 
 def environment() -> Environment:
@@ -63,19 +59,6 @@ def environment() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                        keep_trailing_newline=True)
-
-
-def _check_record(i: int, rec: object) -> None:
-    if not isinstance(rec, dict):
-        raise ValueError(f"results record {i}: expected an object, got {type(rec).__name__}")
-    missing = [f for f in RECORD_FIELDS if f not in rec]
-    if missing:
-        raise ValueError(f"results record {i}: missing {', '.join(missing)}")
-    if rec["table"] not in TABLES:
-        raise ValueError(f"results record {i}: table {rec['table']!r} is not one of {TABLES}")
-    for field in ("query_modality", "gallery_modality", "modality", "label_modality"):
-        if rec[field] is not None and rec[field] not in MODALITIES:
-            raise ValueError(f"results record {i}: {field} {rec[field]!r} is not a modality")
 
 
 def load_results(path: Path) -> dict:
@@ -97,8 +80,7 @@ def load_results(path: Path) -> dict:
     for key in ("table1", "table2"):
         if key not in doc["cohort"]:
             raise ValueError(f"results file {path}: missing cohort.{key}")
-    for i, rec in enumerate(doc["records"]):
-        _check_record(i, rec)
+    index_records(doc, f"results file {path}")
     return doc
 
 
@@ -112,7 +94,7 @@ def load_predictions(path: Path):
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
-    bad = set(frame["kind"].unique()) - PREDICTION_KINDS
+    bad = set(frame["kind"].unique()) - set(PREDICTION_KINDS)
     if bad:
         raise ValueError(f"{path}: unknown kind {sorted(map(str, bad))}; "
                          f"expected {sorted(PREDICTION_KINDS)}")

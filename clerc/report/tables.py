@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from clerc.gate import direction
+from clerc.evaluate.metric_specs import metric_order, spec_or_default
 from clerc.modalities import MODALITIES, MODALITY_NAMES
 
 TEST_LABELS = {"echo": "Echo", "ecg": "EKG", "angio": "Angiogram", "cxr": "CXR"}
@@ -19,17 +19,11 @@ TASK_LABELS = {
     "lbbb": "LBBB", "lad_occlusion": "LAD Occlusion", "rca_occlusion": "RCA Occlusion",
     "lcx_occlusion": "LCX Occlusion", "consolidation": "Consolidation", "edema": "Edema",
 }
-METRIC_LABELS = {
-    "r2": "R²", "auroc": "AUROC", "mae": "MAE", "median_percentile": "Median percentile",
-    "mean_percentile": "Mean percentile", "recall@1": "Recall@1", "recall@5": "Recall@5",
-    "recall@10": "Recall@10",
-}
 SETTING_LABELS = {"zero_shot": "Zero-shot", "linear_probe": "Linear probing",
                   "supervised": "Supervised"}
-METRIC_ORDER = ("r2", "mae", "auroc", "median_percentile", "mean_percentile", "recall@1",
-                "recall@5", "recall@10")
+#: Metric order of the tables (the order of ``metric_specs``).
+METRIC_ORDER = tuple(metric_order())
 MISSING = "not in results"
-ONE_DECIMAL = frozenset({"median_percentile", "mean_percentile", "mae"})
 #: Colour scale of matrix cells from best (t = 0) through neutral to worst (t = 1).
 PALETTE = ((0.10, 0.59, 0.25), (1.0, 1.0, 0.75), (0.84, 0.10, 0.11))
 
@@ -61,10 +55,15 @@ class Notes:
 def fmt_value(metric: str, value: float, signed: bool = False) -> str:
     """A metric value with the paper's precision (true minus sign; ``+`` when ``signed``);
     p-values below 0.001 as ``<0.001``."""
-    if metric.endswith("_p_holm"):
-        return "<0.001" if value < 0.001 else f"{value:.3f}"
-    text = f"{value:+.1f}" if metric in ONE_DECIMAL else f"{value:+.3f}"
-    return (text if signed else text.lstrip("+")).replace("-", "−")
+    spec = spec_or_default(metric)
+    if spec.kind == "p_value":
+        return "<0.001" if value < 0.001 else spec.format(value)
+    return spec.format(value, signed).replace("-", "−")
+
+
+def metric_label(metric: str) -> str:
+    """The metric's name as the tables show it."""
+    return spec_or_default(metric).label
 
 
 def fmt_ci(metric: str, low: float, high: float) -> str:
@@ -98,7 +97,7 @@ def scale_colour(metric: str, value: float) -> tuple[str, str]:
         t = math.sqrt(min(max(value, 0.0), 50.0) / 50.0)  # 50 = chance
     else:
         t = min(max(value, 0.0), 1.0)
-        t = 1.0 - t if direction(metric) > 0 else t
+        t = 1.0 - t if spec_or_default(metric).better > 0 else t
     lo, hi, u = (PALETTE[0], PALETTE[1], t * 2) if t < 0.5 else (PALETTE[1], PALETTE[2], t * 2 - 1)
     rgb = [round(255 * (a + (b - a) * u)) for a, b in zip(lo, hi, strict=True)]
     ink = "#ffffff" if t < 0.12 or t > 0.88 else "#111111"
@@ -225,8 +224,8 @@ def table3(records: list[dict]) -> dict:
 
         ns = [r["n"] for r in by_pair.values() if r["n"] is not None]
         matrices.append({
-            "metric": metric, "label": METRIC_LABELS.get(metric, metric),
-            "lower_is_better": direction(metric) < 0,
+            "metric": metric, "label": metric_label(metric),
+            "lower_is_better": spec_or_default(metric).better < 0,
             "rows": _matrix_rows(MODALITY_NAMES, value_of), "notes": notes.items,
             "n_range": f"{min(ns):,}–{max(ns):,}" if ns else "—",
         })
@@ -271,7 +270,7 @@ def table4(records: list[dict]) -> dict:
         rows.append({"modality_name": modality, "first": first,
                      "modality": TEST_LABELS[MODALITIES.get(modality).test],
                      "task": _task_label(task) + _label_suffix(label, modality),
-                     "metric": METRIC_LABELS.get(metric, metric), "cells": cells})
+                     "metric": metric_label(metric), "cells": cells})
     for row in rows:
         row["span"] = sum(r["modality_name"] == row["modality_name"] for r in rows)
     columns = [SETTING_LABELS[s] for s in settings]
@@ -302,6 +301,6 @@ def table5(records: list[dict]) -> dict:
             name += f" — {SETTING_LABELS.get(setting, setting)}"
         cells = [make_cell(index.get((task, label, setting, metric, m)), notes)
                  for m in modalities]
-        rows.append({"task": name, "metric": METRIC_LABELS.get(metric, metric), "cells": cells})
+        rows.append({"task": name, "metric": metric_label(metric), "cells": cells})
     columns = [TEST_LABELS[MODALITIES.get(m).test] for m in modalities]
     return {"columns": columns, "rows": rows, "notes": notes.items}

@@ -8,27 +8,27 @@ label closest in time within ``Context.max_gap``. Metrics are bootstrapped over 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from clerc.evaluate import bootstrap, metrics
+from clerc.evaluate import bootstrap
 from clerc.evaluate.matching import study_or_nearest
+from clerc.evaluate.metric_specs import KIND_METRICS, metric_spec
 from clerc.evaluate.registry import Context, TaskDef
-from clerc.evaluate.results import Record, TaskResult, prediction_frame, undefined
+from clerc.evaluate.results import (
+    CELL_FIELDS,
+    Record,
+    TaskResult,
+    prediction_frame,
+    undefined,
+)
 
-#: Metrics reported per kind of predictive task.
-KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc",), "regression": ("r2", "mae")}
-METRIC_FNS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "auroc": metrics.auroc, "r2": metrics.r2, "mae": metrics.mae,
-}
 #: Fewest test patients for which a metric is reported.
 MIN_PATIENTS = 2
-KEY_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
-                               "gallery_modality", "modality", "label_modality")
+KEY_FIELDS: tuple[str, ...] = CELL_FIELDS
 
 
 def base(table: str, task: str, setting: str, *, query: str | None = None,
@@ -56,8 +56,8 @@ def cell_seed(ctx: Context, b: dict[str, Any], metric: str = "") -> int:
 def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: np.ndarray,
                      y_true: np.ndarray | None, y_score: np.ndarray,
                      note: str | None = None, name: str | None = None) -> Record:
-    """One record: ``metric`` (a bootstrap metric name) on all rows plus its patient-level
-    interval. ``name`` is the record's metric name when it differs (median_percentile)."""
+    """One record: ``metric`` (a name of ``metric_specs``) on all rows plus its
+    patient-level interval. ``name`` is the record's metric name when it differs."""
     name = name or metric
     n = int(pd.unique(np.asarray(patient_ids, dtype=object)).size)
     if n < MIN_PATIENTS:
@@ -82,18 +82,10 @@ def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: 
 
 def _point(metric: str, y_true: np.ndarray | None, y_score: np.ndarray) -> float:
     """The metric on all rows (raises ValueError when undefined)."""
-    if metric in METRIC_FNS:
-        return METRIC_FNS[metric](y_true, y_score)
-    s = np.asarray(y_score, dtype=float)
-    if s.size == 0:
-        raise ValueError(f"{metric} of zero rows is undefined")
-    if metric == "median":
-        return float(np.median(s))
-    if metric == "mean":
-        return float(np.mean(s))
-    if metric.startswith("recall@"):
-        return metrics.recall_at_k(s, int(metric.split("@")[1]))
-    raise ValueError(f"unknown metric {metric!r}")
+    point = metric_spec(metric).point
+    if point is None:
+        raise ValueError(f"metric {metric!r} has no point function")
+    return point(y_true, y_score)
 
 
 def _join(*parts: str | None) -> str | None:

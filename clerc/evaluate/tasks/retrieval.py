@@ -16,19 +16,14 @@ import pandas as pd
 
 from clerc.evaluate import metrics
 from clerc.evaluate.matching import closest_pairs
+from clerc.evaluate.metric_specs import RETRIEVAL_METRICS
 from clerc.evaluate.registry import Context, task
 from clerc.evaluate.results import TaskResult, prediction_frame, undefined
 from clerc.evaluate.tasks.common import base, bootstrap_record, cell_key
 from clerc.modalities import MODALITY_NAMES
 
-#: (record metric name, bootstrap metric, scores: "percentile" or "rank").
-RETRIEVAL_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("median_percentile", "median", "percentile"),
-    ("mean_percentile", "mean", "percentile"),
-    ("recall@1", "recall@1", "rank"),
-    ("recall@5", "recall@5", "rank"),
-    ("recall@10", "recall@10", "rank"),
-)
+#: The scores each retrieval metric reads: percentiles of the match, or its 0-based rank.
+SCORES: dict[str, str] = {"median_percentile": "percentile", "mean_percentile": "percentile"}
 SPLIT = "test"
 
 
@@ -48,7 +43,7 @@ def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     n = len(pairs)
     if n < 2:
         note = f"{n} test patient(s) have both {query} and {gallery}; need 2"
-        return TaskResult(tuple(undefined(b, name, note, n) for name, _, _ in RETRIEVAL_METRICS))
+        return TaskResult(tuple(undefined(b, name, note, n) for name in RETRIEVAL_METRICS))
     v = ctx.embeddings.vectors
     q = v[pairs["left_idx"].to_numpy(dtype=np.int64)]
     g = v[pairs["right_idx"].to_numpy(dtype=np.int64)]
@@ -56,8 +51,9 @@ def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     pct = metrics.percentile_from_ranks(ranks, n)
     pid = pairs["patient_id"].to_numpy(dtype=object)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    records = tuple(bootstrap_record(ctx, b, boot, pid, None, scores[kind], name=name)
-                    for name, boot, kind in RETRIEVAL_METRICS)
+    records = tuple(bootstrap_record(ctx, b, name, pid, None,
+                                     scores[SCORES.get(name, "rank")])
+                    for name in RETRIEVAL_METRICS)
     return TaskResult(records, (prediction_frame(cell_key(b), "retrieval", np.ones(n), pct),))
 
 

@@ -18,10 +18,10 @@ import pandas as pd
 
 from clerc.data.manifest import Manifest
 from clerc.evaluate import bootstrap
+from clerc.evaluate.metric_specs import KIND_METRICS
 from clerc.evaluate.registry import Context, TaskDef, task
 from clerc.evaluate.results import Record, TaskResult, undefined
 from clerc.evaluate.tasks.common import (
-    KIND_METRICS,
     StudyPredictions,
     base,
     cell_seed,
