@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clerc.data.inputs import SampleSpec, load_input, make_view
 from clerc.data.manifest import Manifest
 from clerc.modalities import get_modality
-from clerc.train.data import SampleSpec, load_input, make_view
 
 Key = tuple[int, int]  # (epoch, sample index)
 

@@ -56,7 +56,7 @@ def sample_outputs(model: BaselineModel, manifest: Manifest, rows: list[dict[str
                    store: Any, device: str, batch_size: int = 32,
                    advance: Callable[[int], None] | None = None) -> np.ndarray:
     """Raw outputs ``(len(rows), K)``, each the mean over the sample's evaluation views."""
-    from clerc.train.data import sample_spec
+    from clerc.data.inputs import sample_spec
 
     spec, dev = sample_spec(model.cfg), torch.device(device)
     sums = np.zeros((len(rows), len(model.specs)))

@@ -195,7 +195,7 @@ def train_baseline(modality: str, cfg: TrainConfig, manifest: Manifest, out: Pat
                    max_gap: timedelta = DEFAULT_MAX_GAP, progress: bool = True,
                    store: Any = None) -> BaselineResult:
     """Train ``modality``'s baseline into ``out/ckpt.pt`` (best epoch) and ``out/log.jsonl``."""
-    from clerc.train.data import sample_spec
+    from clerc.data.inputs import sample_spec
     from clerc.train.trainer import Bar
 
     t_start = time.perf_counter()

@@ -31,13 +31,11 @@ import numpy as np
 import pandas as pd
 
 from clerc.data.manifest import Manifest
+from clerc.kinds import ECG_SCALE, get_kind  # noqa: F401  (ECG_SCALE: old import path)
 from clerc.modalities import get_modality
 
 INDEX = "index.parquet"
 FAILED = "failed.parquet"
-DTYPE_OF_KIND = {"video": np.uint8, "image": np.uint8, "waveform": np.int16}
-#: ECG millivolts -> stored int16 units (microvolts).
-ECG_SCALE = 1000.0
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,9 @@ class PrepareReport:
 
 
 def encode(modality: str, array: np.ndarray) -> np.ndarray:
-    """The stored form of a native array (ECG mV float -> int16 uV)."""
-    if get_modality(modality).kind == "waveform":
-        return np.clip(np.rint(array * ECG_SCALE), -32768, 32767).astype(np.int16)
-    return np.ascontiguousarray(array, dtype=np.uint8)
+    """The stored form of a native array (the kind's ``pack``: ECG mV float -> int16 uV)."""
+    kind = get_kind(get_modality(modality).kind)
+    return np.ascontiguousarray(kind.pack(array), dtype=kind.packed_dtype)
 
 
 def plan_shards(manifest: Manifest, out: Path, shard_size: int) -> list[ShardJob]:
@@ -271,16 +268,13 @@ class PackedStore:
     def load(self, sample_id: str) -> np.ndarray:
         """The sample's native array (video uint8 (T,H,W), image uint8, ECG float32 mV)."""
         modality, shard, offset, shape = self._entry(sample_id)
-        kind = get_modality(modality).kind
+        kind = get_kind(get_modality(modality).kind)
         if shard not in self._maps:
             self._maps[shard] = np.memmap(self.directory / f"{shard}.bin",
-                                          dtype=DTYPE_OF_KIND[kind], mode="r")
+                                          dtype=kind.packed_dtype, mode="r")
         data = self._maps[shard]
         start = offset // data.itemsize
-        arr = data[start:start + int(np.prod(shape))].view(np.ndarray).reshape(shape)
-        if kind == "waveform":
-            return arr.astype(np.float32) / np.float32(ECG_SCALE)
-        return arr
+        return kind.unpack(data[start:start + int(np.prod(shape))].view(np.ndarray).reshape(shape))
 
 
 def open_store(root: str | Path) -> PackedStore | None:

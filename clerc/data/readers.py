@@ -358,13 +358,9 @@ def load_sample(manifest: Any, row: Any) -> np.ndarray | str:
     return read_file(modality.name, manifest.resolve(str(path)))
 
 
-def read_file(modality: str, path: str | Path) -> np.ndarray:
-    """The reader's array for a file of a diagnostic modality (video frames without fps)."""
-    kind = get_modality(modality).kind
-    if kind == "video":
-        return read_video(path)[0]
-    if kind == "waveform":
-        return read_ecg(path)
-    if kind == "image":
-        return read_image(path)
-    raise ReaderError(f"{path}: {modality} is a text modality; use read_text")
+def read_file(modality: str, path: str | Path) -> Any:
+    """The reader's output for a file of ``modality``, by its kind (``clerc.kinds``): video
+    frames without fps, an ECG array, an image array, a report's text."""
+    from clerc.kinds import get_kind
+
+    return get_kind(get_modality(modality).kind).read(Path(path))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from clerc.data.inputs import eval_views, load_input
 from clerc.data.manifest import Manifest, manifest_hash
 from clerc.evaluate.embeddings import Embeddings, normalize_rows
 from clerc.evaluate.results import file_hash
+from clerc.kinds import ecg_views  # noqa: F401  (kept importable from here)
 from clerc.modalities import MODALITY_NAMES, get_modality
 
 #: Bumped when the way embeddings are computed changes (old cache files then miss).
@@ -59,35 +60,14 @@ def cache_path(data_dir: str | Path, key: str) -> Path:
     return Path(data_dir) / CACHE_DIR / f"{key}.npz"
 
 
-def ecg_views(sig: np.ndarray, length: int) -> np.ndarray:
-    """``(K, 12, length)`` crops covering the signal (one zero-padded crop if it is short)."""
-    from clerc.data.transforms import ecg_crop
-
-    n = sig.shape[1]
-    if n <= length:
-        return ecg_crop(sig, length=length, train=False)[None]
-    starts = np.unique(np.rint(np.linspace(0, n - length, math.ceil(n / length))).astype(int))
-    return np.stack([sig[:, s:s + length] for s in starts]).astype(np.float32)
-
-
 def views(modality: str, x: np.ndarray, spec: Any) -> np.ndarray:
-    """The evaluation views ``(K, ...)`` of one native sample."""
-    from clerc.data import transforms as T
-    from clerc.train.data import make_view
-
-    kind = get_modality(modality).kind
-    if kind == "video":
-        return T.video_clips_covering(x, frames_out=spec.video_frames, size=spec.video_size)
-    if kind == "waveform":
-        return ecg_views(x, spec.ecg_length)
-    if kind == "image":
-        return make_view(modality, x, spec, train=False, rng=None)[None]
-    raise ValueError(f"views: {modality!r} is text; tokenise it instead")
+    """The evaluation views ``(K, ...)`` of one native diagnostic sample."""
+    if get_modality(modality).is_text:
+        raise ValueError(f"views: {modality!r} is text; tokenise it instead")
+    return eval_views(modality, x, spec)
 
 
 def _load(manifest: Manifest, row: dict[str, Any], store: Any) -> Any:
-    from clerc.train.data import load_input
-
     return load_input(manifest, row, store)
 
 
@@ -191,8 +171,8 @@ def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu"
     ``cfg`` is the checkpoint's ``ModelConfig``; ``workers`` processes decode samples.
     Returns the ``Embeddings`` on rank 0 (gathered from all ranks), None on other ranks.
     """
+    from clerc.data.inputs import sample_spec
     from clerc.data.packed import open_store
-    from clerc.train.data import sample_spec
 
     spec, store, enc = sample_spec(cfg), open_store(manifest.root), _Encoder(model, device)
     advance = progress or (lambda n: None)
@@ -293,7 +273,7 @@ def _compute(checkpoint: str | Path, manifest: Manifest, prompts: list[str], dev
              batch_size: int, rank: int, world: int, workers: int) -> Embeddings | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from clerc.train.checkpoint import load_model
+    from clerc.model.load import load_model
 
     model, _ = load_model(checkpoint, device)
     n = len(range(rank, len(manifest.samples), world))

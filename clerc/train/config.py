@@ -54,7 +54,7 @@ class TrainConfig:
     num_workers: int = 4
     amp: str = "bf16"
     max_steps_per_epoch: int | None = None
-    modalities: tuple[str, ...] = MODALITY_NAMES
+    modalities: tuple[str, ...] = tuple(MODALITY_NAMES)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):

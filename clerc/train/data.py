@@ -1,5 +1,8 @@
 """Training data: the patient dataset, the paper's batch sampler, and collation.
 
+Loading and views are the input pipeline's (``clerc.data.inputs``), shared with
+evaluation and the baselines.
+
 An item is one patient: for each modality the patient has in the split, one sample,
 chosen at random by (seed, epoch, patient) in training and fixed in validation (a report
 is drawn from the study of the chosen test when that study has one, so a video is
@@ -25,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from clerc.data.inputs import SampleSpec, load_input, make_view, sample_spec
 from clerc.data.manifest import Manifest
 from clerc.modalities import MODALITY_NAMES, get_modality
 
@@ -110,31 +114,6 @@ class PatientBatchSampler:
         return len(self.batches())
 
 
-#: The paper's sizes: 12 px padding of 112 px clips, 224 px crops of 256 px CXRs. Smaller
-#: configs keep these ratios (a 64 px crop is taken from the CXR scaled to 73 px).
-PAPER_VIDEO_PAD, PAPER_VIDEO_SIZE = 12, 112
-PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE = 256, 224
-
-
-class SampleSpec(NamedTuple):
-    """Input sizes, from the model config (the video frame stride is the paper's 2)."""
-
-    video_frames: int
-    video_size: int
-    ecg_length: int
-    image_size: int
-    context_length: int
-
-
-def sample_spec(model_cfg: Any) -> SampleSpec:
-    """The input sizes a model config asks for."""
-    return SampleSpec(
-        video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
-        ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
-        context_length=model_cfg.text.context_length,
-    )
-
-
 class PatientDataset(torch.utils.data.Dataset):
     """Patients of one split with at least one sample among ``modalities``.
 
@@ -197,41 +176,6 @@ class PatientDataset(torch.utils.data.Dataset):
 
     def _transform(self, modality: str, x: Any, rng: np.random.Generator) -> np.ndarray:
         return make_view(modality, x, self.spec, train=self.train, rng=rng)
-
-
-def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
-    """A sample's native array (or text): from the packed store when there is one, else
-    decoded from its file (samples ``--skip-bad`` left out are dropped by ``read_prepared``)."""
-    from clerc.data.readers import load_sample
-    from clerc.data.transforms import to_native
-
-    modality = str(row["modality"])
-    if get_modality(modality).is_text:
-        return load_sample(manifest, row)
-    if store is not None and str(row["sample_id"]) in store:
-        return store.load(str(row["sample_id"]))
-    return to_native(modality, load_sample(manifest, row))
-
-
-def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
-              rng: np.random.Generator | None) -> np.ndarray:
-    """One model input from a native sample: random augmentation when ``train``, else the
-    fixed evaluation view; text is tokenised. Sizes keep the paper's ratios."""
-    from clerc.data import transforms as T
-
-    kind = get_modality(modality).kind
-    if kind == "video":
-        pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-        return T.video_clip(x, frames_out=spec.video_frames, size=spec.video_size,
-                            train=train, rng=rng, pad=pad)
-    if kind == "waveform":
-        return T.ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
-    if kind == "image":
-        base = round(spec.image_size * PAPER_IMAGE_BASE / PAPER_IMAGE_SIZE)
-        return T.image_crop(x, size=spec.image_size, train=train, rng=rng, base=base)
-    from clerc.model.encoders.text import tokenize
-
-    return tokenize([x], context_length=spec.context_length)[0].numpy()
 
 
 class Batch(NamedTuple):

@@ -1,0 +1,63 @@
+"""The input pipeline: native samples -> model inputs, for training, evaluation and baselines.
+
+``load_input`` gives a sample's native array (or text), from the packed store when
+``clerc prepare`` wrote one, else read and made native by the modality's kind.
+``make_view`` gives one model input (a random augmentation in training, the fixed
+validation view otherwise) and ``eval_views`` every evaluation view ``(K, ...)`` whose
+embeddings are averaged. ``SampleSpec`` carries the sizes, from the model config. What a
+kind does is its record in ``clerc.kinds``; this module only asks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from clerc.data.manifest import Manifest
+from clerc.kinds import get_kind
+from clerc.modalities import get_modality
+
+
+class SampleSpec(NamedTuple):
+    """Input sizes, from the model config (the video frame stride is the paper's 2)."""
+
+    video_frames: int
+    video_size: int
+    ecg_length: int
+    image_size: int
+    context_length: int
+
+
+def sample_spec(model_cfg: Any) -> SampleSpec:
+    """The input sizes a model config (``ModelConfig``) asks for."""
+    return SampleSpec(
+        video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
+        ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
+        context_length=model_cfg.text.context_length,
+    )
+
+
+def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
+    """A sample's native array (or text): from the packed store when there is one, else
+    decoded from its file (samples ``--skip-bad`` left out are dropped by ``read_prepared``)."""
+    from clerc.data.readers import load_sample
+
+    modality = get_modality(str(row["modality"]))
+    if modality.is_text:
+        return load_sample(manifest, row)
+    if store is not None and str(row["sample_id"]) in store:
+        return store.load(str(row["sample_id"]))
+    return get_kind(modality.kind).native(modality.name, load_sample(manifest, row))
+
+
+def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
+              rng: np.random.Generator | None) -> np.ndarray:
+    """One model input from a native sample: random augmentation when ``train``, else the
+    fixed evaluation view; text is tokenised. Sizes keep the paper's ratios."""
+    return get_kind(get_modality(modality).kind).view(x, spec, train, rng)
+
+
+def eval_views(modality: str, x: Any, spec: SampleSpec) -> np.ndarray:
+    """The evaluation views ``(K, ...)`` of one native sample (their embeddings are averaged)."""
+    return get_kind(get_modality(modality).kind).eval_views(x, spec)
