@@ -1,11 +1,18 @@
 """Train one supervised baseline per diagnostic modality (see ``baselines.model``).
 
-The recipe is CLERC's (``clerc.train.config.TrainConfig``): SGD with momentum, the
-learning rate of :func:`clerc.train.config.lr_at` each epoch, batch size, epochs, seed,
-bf16 autocast on CUDA. One addition: gradients are clipped to norm ``MAX_GRAD_NORM``
-(1.0). CLERC's loss works on unit embeddings; a supervised head's MSE or weighted BCE is
-unbounded, and at the tiny preset's learning rate (0.05) the ViT diverged without the clip
-(CXR age R^2 of -3e13 after one epoch on a 60-patient cohort).
+The recipe is CLERC's (``clerc.train.config.TrainConfig``): the config's optimiser (the
+paper's SGD with momentum; the tiny preset's AdamW), the learning rate of
+:func:`clerc.train.config.lr_at` each epoch, batch size, epochs, seed, bf16 autocast on
+CUDA. One addition: gradients are clipped to norm ``MAX_GRAD_NORM`` (1.0). CLERC's loss
+works on unit embeddings; a supervised head's MSE or weighted BCE is unbounded, and at
+the tiny preset's former SGD learning rate (0.05) the ViT diverged without the clip (CXR
+age R^2 of -3e13 after one epoch on a 60-patient cohort).
+
+This loop is a separate copy of CLERC's (``clerc.train.trainer``), on purpose: one model
+per modality with supervised heads, no modality pairs, no DDP, no resume, selection by
+validation metric rather than loss. Sharing one loop would put those branches in both.
+What they do share (optimiser, learning rate, autocast, progress bar) is the public
+``clerc.train.common``.
 
 Train on the train split's labelled samples (a head with no train label is dropped),
 validate on the val split's after every epoch; ``OUT/<modality>/ckpt.pt`` keeps the epoch
@@ -40,8 +47,11 @@ from baselines.tasks import (
     sample_labels,
     target_stats,
 )
+from clerc.data.inputs import sample_spec
 from clerc.data.manifest import Manifest
+from clerc.evaluate.metrics import auroc, r2
 from clerc.modalities import get_modality
+from clerc.train.common import Bar, autocast, build_optimizer, set_lr
 from clerc.train.config import TrainConfig, lr_at
 
 CKPT, LOG = "ckpt.pt", "log.jsonl"
@@ -87,7 +97,6 @@ def trainable_heads(manifest: Manifest, modality: str, max_gap: timedelta
 def head_metrics(outputs: np.ndarray, labels: np.ndarray, heads: tuple[HeadSpec, ...],
                  stats: TargetStats) -> dict[str, float]:
     """AUROC (binary) or R^2 (regression) per head where defined, on de-standardised scores."""
-    from clerc.evaluate.metrics import auroc, r2
 
     scores = to_scores(outputs, heads, stats)
     out: dict[str, float] = {}
@@ -112,8 +121,6 @@ class Fitter:
     def __init__(self, model: BaselineModel, cfg: TrainConfig, stats: TargetStats,
                  train: SampleSet, val: SampleSet, device: torch.device) -> None:
         self.model, self.cfg, self.stats, self.device = model, cfg, stats, device
-        from clerc.train.trainer import build_optimizer
-
         self.optimizer = build_optimizer([{"params": list(model.parameters()),
                                            "lr_factor": 1.0}], cfg)
         pin = device.type == "cuda"
@@ -129,14 +136,10 @@ class Fitter:
         self.val_labels = val.labels
 
     def _autocast(self) -> Any:
-        from clerc.train.trainer import autocast
-
         return autocast(self.device, self.cfg)
 
     def epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
         """One pass over the training batches; returns the mean loss and timings."""
-        from clerc.train.trainer import set_lr
-
         self.model.train()
         set_lr(self.optimizer, lr_at(epoch, self.cfg))
         self.train_batches.set_epoch(epoch)
@@ -195,9 +198,6 @@ def train_baseline(modality: str, cfg: TrainConfig, manifest: Manifest, out: Pat
                    max_gap: timedelta = DEFAULT_MAX_GAP, progress: bool = True,
                    store: Any = None) -> BaselineResult:
     """Train ``modality``'s baseline into ``out/ckpt.pt`` (best epoch) and ``out/log.jsonl``."""
-    from clerc.data.inputs import sample_spec
-    from clerc.train.trainer import Bar
-
     t_start = time.perf_counter()
     dev = torch.device(device)
     heads, tr, y_tr = trainable_heads(manifest, modality, max_gap)

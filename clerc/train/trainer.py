@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from clerc.train.common import Bar, autocast, build_optimizer, set_lr
 from clerc.train.config import TrainConfig, lr_at
 from clerc.train.data import Batch
 from clerc.train.state import (
@@ -149,18 +150,6 @@ def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
         yield batch, time.perf_counter() - t0
 
 
-def autocast(device: torch.device, cfg: TrainConfig) -> Any:
-    """bf16 autocast on CUDA when ``cfg.amp == "bf16"``; a no-op context otherwise."""
-    enabled = device.type == "cuda" and cfg.amp == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every group's lr to ``lr`` times the group's ``lr_factor``."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_factor", 1.0)
-
-
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The config's optimiser over the encoders, and over the logit scale at
     ``logit_scale_lr_factor`` x lr."""
@@ -168,19 +157,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     rest = [p for n, p in model.named_parameters() if n != "logit_scale"]
     return build_optimizer([{"params": rest, "lr_factor": 1.0},
                             {"params": scale, "lr_factor": cfg.logit_scale_lr_factor}], cfg)
-
-
-def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW (``momentum`` as beta1) over param groups
-    that carry an ``lr_factor``; the lr is set from ``cfg.lr``."""
-    if cfg.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
-    set_lr(optimizer, cfg.lr)
-    return optimizer
 
 
 def epoch_record(epoch: int, cfg: TrainConfig, train: tuple[float, dict[str, float]],
@@ -191,38 +167,6 @@ def epoch_record(epoch: int, cfg: TrainConfig, train: tuple[float, dict[str, flo
         "epoch": epoch, "lr": lr_at(epoch, cfg), "train_loss": train[0], "val_loss": val[0],
         "train_pairs": train[1], "val_pairs": val[1], "temperature": temperature, **timing,
     }
-
-
-class Bar:
-    """A rich progress bar with the running loss and samples/s (silent when disabled)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = None
-        if enabled:
-            import rich.progress as rp
-
-            self.progress = rp.Progress(
-                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                rp.TextColumn("loss {task.fields[loss]:.4f}  {task.fields[sps]:.1f} samples/s"),
-                rp.TimeElapsedColumn(),
-            )
-            self.progress.start()
-        self.task: Any = None
-
-    def epoch(self, epoch: int, total: int) -> None:
-        if self.progress is not None:
-            self.task = self.progress.add_task(f"epoch {epoch}", total=total, loss=math.nan,
-                                               sps=0.0)
-
-    def step(self, loss: Tensor, samples_per_s: float, *, refresh: bool) -> None:
-        if self.progress is None:
-            return
-        fields = {"loss": float(loss.detach()), "sps": samples_per_s} if refresh else {}
-        self.progress.update(self.task, advance=1, **fields)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 @dataclass
