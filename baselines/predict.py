@@ -11,7 +11,8 @@ the CXR centre crop) before the sigmoid / de-standardisation. Scoring is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def predict_modality(model: BaselineModel, stats: TargetStats, manifest: Manifes
 
 
 def predict_runs(runs: str | Path, data: str | Path, *, device: str = "cpu",
-                 modalities: tuple[str, ...] = DIAGNOSTIC, batch_size: int = 32,
+                 modalities: Sequence[str] = DIAGNOSTIC, batch_size: int = 32,
                  progress: bool = True) -> tuple[Path, pd.DataFrame]:
     """Predictions of every ``runs/<modality>/ckpt.pt`` on ``data``'s test split, written to
     ``runs/predictions.parquet``. Raises when no checkpoint is found."""
@@ -132,7 +133,7 @@ def predict_runs(runs: str | Path, data: str | Path, *, device: str = "cpu",
                      & (manifest.samples["split"] == SPLIT)).sum())
             t = bar.add_task(f"predicting {m}", total=n)
             frames.append(predict_modality(model, stats, manifest, store, device, batch_size,
-                                           lambda k, t=t: bar.advance(t, k)))
+                                           partial(bar.advance, t)))
     table = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
     path = runs / PREDICTIONS
     tmp = path.with_suffix(".parquet.tmp")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from clerc.data.manifest import Manifest
 from clerc.modalities import DIAGNOSTIC
 from clerc.train.config import TrainConfig
 
-MODALITIES: tuple[str, ...] = DIAGNOSTIC
+MODALITIES: Sequence[str] = DIAGNOSTIC
 
 
 @dataclass(frozen=True)

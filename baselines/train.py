@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from clerc.data.inputs import sample_spec
 from clerc.data.manifest import Manifest
 from clerc.evaluate.metrics import auroc, r2
 from clerc.modalities import get_modality
+from clerc.model.encoders.video import VideoEncoder
 from clerc.train.common import Bar, autocast, build_optimizer, set_lr
 from clerc.train.config import TrainConfig, lr_at
 
@@ -188,8 +189,9 @@ def build_model(modality: str, cfg: TrainConfig, heads: tuple[HeadSpec, ...],
         load_pretrained(model, {modality: init[modality]})
     model.to(device)
     if device.type == "cuda" and get_modality(modality).kind == "video":
-        model.encoder.to(memory_format=torch.channels_last_3d)
-        model.encoder.channels_last = True
+        encoder = cast(VideoEncoder, model.encoder)
+        encoder.to(memory_format=torch.channels_last_3d)
+        encoder.channels_last = True
     return model
 
 

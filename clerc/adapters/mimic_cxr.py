@@ -203,7 +203,9 @@ def official_splits(root: Path, account: Account) -> dict[str, str]:
             account.drop(SPLIT, UNKNOWN_SPLIT, f"{path}:{i} split={r.split!r}")
             continue
         account.keep(SPLIT)
-        out.setdefault(id_text(r.subject_id), split)
+        pid = id_text(r.subject_id)
+        if pid is not None:
+            out.setdefault(pid, split)
     return out
 
 

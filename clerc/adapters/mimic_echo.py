@@ -17,6 +17,7 @@ Study ids are prefixed ``echo:``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -136,7 +137,8 @@ def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "measurement_id", "measurement_datetime",
                                "measurement", "result"))
-    samples, labels = [], []
+    samples: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
     for mid, group in df.groupby("measurement_id", sort=True):
         mid = id_text(mid)
         pid = id_text(group["subject_id"].iloc[0])
@@ -163,7 +165,7 @@ def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list
     return samples, labels
 
 
-def _lvef_label(account: Account, path: Path, i: int, r: dict, pid: str, study: str,
+def _lvef_label(account: Account, path: Path, i: int, r: dict, pid: str | None, study: str,
                 t: pd.Timestamp | None, done: bool, labels: list) -> bool:
     """Append the LVEF label of one row (or count why not); returns whether one exists."""
     source = f"{MEASUREMENTS} lvef"

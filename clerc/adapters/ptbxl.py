@@ -73,7 +73,7 @@ def scp_labels(raw: object) -> dict[str, float] | None:
 
 def _age(value: object) -> float:
     try:
-        age = float(value)
+        age = float(value)  # type: ignore[arg-type]  # any cell; bad ones raise below
     except (TypeError, ValueError):
         return float("nan")
     return age if 0 <= age <= MAX_AGE else float("nan")

@@ -10,13 +10,17 @@ kind does is its record in ``clerc.kinds``; this module only asks it.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from clerc.data.manifest import Manifest
 from clerc.kinds import get_kind
 from clerc.modalities import get_modality
+
+if TYPE_CHECKING:
+    from clerc.data.packed import PackedStore
+    from clerc.model.config import ModelConfig
 
 
 class SampleSpec(NamedTuple):
@@ -29,8 +33,8 @@ class SampleSpec(NamedTuple):
     context_length: int
 
 
-def sample_spec(model_cfg: Any) -> SampleSpec:
-    """The input sizes a model config (``ModelConfig``) asks for."""
+def sample_spec(model_cfg: ModelConfig) -> SampleSpec:
+    """The input sizes a model config asks for."""
     return SampleSpec(
         video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
         ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
@@ -38,7 +42,7 @@ def sample_spec(model_cfg: Any) -> SampleSpec:
     )
 
 
-def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
+def load_input(manifest: Manifest, row: Any, store: PackedStore | None) -> Any:
     """A sample's native array (or text): from the packed store when there is one, else
     decoded from its file (samples ``--skip-bad`` left out are dropped by ``read_prepared``)."""
     from clerc.data.readers import load_sample

@@ -123,20 +123,22 @@ def write_shard(job: ShardJob, skip_bad: bool,
                 on_sample: Callable[[], None] | None = None) -> ShardResult:
     """Decode the job's samples into ``{name}.bin`` and its part (unless failures block it)."""
     from clerc.data.readers import ReaderError, read_file
-    from clerc.data.transforms import to_native
 
     done = _finished(job, skip_bad)
     if done is not None:
         return done
     bin_path = job.out / f"{job.name}.bin"
     tmp = bin_path.with_suffix(".bin.tmp")
-    rows, failures, offset = [], [], 0
+    rows: list[tuple[str, str, str, int, list[int], str, str | None]] = []
+    failures: list[tuple[str, str, str]] = []
+    offset = 0
     with open(tmp, "wb") as f:
         for sid, path in job.samples:
             try:
                 if not path:
                     raise ValueError(f"sample {sid}: {job.modality} sample has no path")
-                arr = encode(job.modality, to_native(job.modality, read_file(job.modality, path)))
+                native = get_kind(get_modality(job.modality).kind).native
+                arr = encode(job.modality, native(job.modality, read_file(job.modality, path)))
             except (ReaderError, ValueError) as exc:
                 failures.append((sid, path, str(exc)))
                 rows.append((sid, job.modality, job.name, -1, [], path, str(exc)))
@@ -269,6 +271,8 @@ class PackedStore:
         """The sample's native array (video uint8 (T,H,W), image uint8, ECG float32 mV)."""
         modality, shard, offset, shape = self._entry(sample_id)
         kind = get_kind(get_modality(modality).kind)
+        if kind.packed_dtype is None:
+            raise ValueError(f"sample {sample_id!r}: {modality} samples are not packed")
         if shard not in self._maps:
             self._maps[shard] = np.memmap(self.directory / f"{shard}.bin",
                                           dtype=kind.packed_dtype, mode="r")
@@ -295,7 +299,7 @@ def read_prepared(root: str | Path,
 
     manifest, store = read_manifest(root), open_store(root)
     bad = store.failed_ids() if store is not None else set()
-    if not bad:
+    if store is None or not bad:
         return manifest, store
     keep = ~manifest.samples["sample_id"].astype(str).isin(bad).to_numpy()
     say = log or (lambda text: print(text, file=sys.stderr))

@@ -58,9 +58,9 @@ def video_clip(frames: np.ndarray, *, frames_out: int = 16, stride: int = 2,
     n = frames.shape[0]
     latest = max(n - _span(frames_out, stride), 0)
     if start is None:
-        start = int(rng.integers(0, latest + 1)) if train else latest // 2
+        start = int(rng.integers(0, latest + 1)) if train and rng else latest // 2
     clip = resize_frames(frames[_clip_indices(n, start, frames_out, stride)], size, size)
-    if train and pad > 0:
+    if train and rng and pad > 0:
         clip = _pad_random_crop(clip, pad, size, rng)
     return np.ascontiguousarray(clip)
 
@@ -157,7 +157,7 @@ def ecg_crop(sig: np.ndarray, *, length: int = 2500, train: bool,
         out = np.zeros((sig.shape[0], length), dtype=np.float32)
         out[:, :n] = sig
         return out
-    start = int(rng.integers(0, n - length + 1)) if train else (n - length) // 2
+    start = int(rng.integers(0, n - length + 1)) if train and rng else (n - length) // 2
     return np.ascontiguousarray(sig[:, start:start + length], dtype=np.float32)
 
 
@@ -184,7 +184,7 @@ def image_crop(img: np.ndarray, *, size: int = 224, train: bool,
     if train and rng is None:
         raise ValueError("image_crop(train=True) needs an rng (np.random.Generator)")
     img = image_to_base(img, base)
-    if train:
+    if train and rng:
         i, j = (int(v) for v in rng.integers(0, base - size + 1, size=2))
     else:
         i = j = (base - size) // 2

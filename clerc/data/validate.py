@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from clerc.data.manifest import (
     resolve_path,
 )
 from clerc.modalities import DIAGNOSTIC, MODALITY_NAMES, get_modality
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def _check_samples(df: pd.DataFrame, root: Path, known_patients: set[str] | None
     yield from _missing_ids("samples", df, ("patient_id", "sample_id"))
     if "sample_id" in df.columns:
         ids = df["sample_id"].astype("string")
-        first = {}
+        first: dict[str, int] = {}
         for i, sid in enumerate(ids):
             if pd.isna(sid):
                 continue
@@ -168,7 +172,8 @@ def _check_paths(df: pd.DataFrame, root: Path) -> Iterator[Problem]:
     no_path, no_text = _blank(paths).to_numpy(), _blank(texts).to_numpy()
     for i in range(len(df)):
         modality = None if pd.isna(modalities.iloc[i]) else str(modalities.iloc[i])
-        is_text = modality in MODALITY_NAMES and get_modality(modality).is_text
+        is_text = modality is not None and modality in MODALITY_NAMES \
+            and get_modality(modality).is_text
         if no_path[i] and no_text[i]:
             yield Problem("samples", i, "path", None, "sample has neither a path nor a text")
         elif no_path[i] and modality in MODALITY_NAMES and not is_text:
@@ -248,9 +253,9 @@ def _check_labels(df: pd.DataFrame, known_patients: set[str] | None) -> Iterator
             msg = "non-finite label value" if number else "label value is not a number"
             yield Problem("labels", int(i), "value", _show(raw.iloc[i]) or "NA", msg)
     if "source_modality" in df.columns:
-        for i, m in enumerate(df["source_modality"].astype("string")):
+        for k, m in enumerate(df["source_modality"].astype("string")):
             if pd.isna(m) or m not in DIAGNOSTIC:
-                yield Problem("labels", i, "source_modality", _show(m),
+                yield Problem("labels", k, "source_modality", _show(m),
                               f"expected a diagnostic modality: {', '.join(DIAGNOSTIC)}")
     yield from _times("labels", df, "measured_at", required=False)
     yield from _conflicting_labels(df)
@@ -289,9 +294,9 @@ def _check_patients(df: pd.DataFrame) -> Iterator[Problem]:
             yield Problem("patients", int(i), "patient_id", str(df["patient_id"].iloc[i]),
                           "duplicate patient_id")
     if "sex" in df.columns:
-        for i, s in enumerate(df["sex"].astype("string")):
+        for k, s in enumerate(df["sex"].astype("string")):
             if not pd.isna(s) and s not in ("F", "M"):
-                yield Problem("patients", i, "sex", s, "expected F, M or missing")
+                yield Problem("patients", k, "sex", s, "expected F, M or missing")
     if "anchor_age" in df.columns:
         raw = df["anchor_age"]
         ages = pd.to_numeric(raw, errors="coerce").astype("float64").to_numpy()
@@ -343,7 +348,8 @@ def _deep_check(manifest: Manifest) -> list[Problem]:
             except ReaderError as exc:
                 problems.append(Problem("samples", int(i), "path", _show(row["path"]), str(exc)))
             else:
-                if row["modality"] == "ecg_waveform" and is_flat(value):
+                if row["modality"] == "ecg_waveform" and isinstance(value, np.ndarray) \
+                        and is_flat(value):
                     problems.append(Problem("samples", int(i), "path", _show(row["path"]),
                                             "ECG is flat (every lead constant)"))
             progress.advance(task)
@@ -373,7 +379,7 @@ def summarise(manifest: Manifest) -> Summary:
     return Summary(samples=counts.astype("int64"), patients=pairs)
 
 
-def print_summary(summary: Summary, console: object | None = None) -> None:
+def print_summary(summary: Summary, console: Console | None = None) -> None:
     """Print the two summary tables with rich."""
     from rich.console import Console
     from rich.table import Table

@@ -123,10 +123,10 @@ def _embeddings(args: argparse.Namespace, data: Path, prompts: list[str], consol
         return emb
     if args.checkpoint is None:
         raise ValueError("give --checkpoint (or --embeddings FILE)")
-    emb, _ = embed_cached(args.checkpoint, data, prompts,
-                          device=args.device or default_device(), batch_size=args.batch_size,
-                          workers=args.workers)
-    return emb
+    computed, _ = embed_cached(args.checkpoint, data, prompts,
+                               device=args.device or default_device(),
+                               batch_size=args.batch_size, workers=args.workers)
+    return computed
 
 
 def _selected(args: argparse.Namespace) -> list[str]:

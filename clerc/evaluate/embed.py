@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -128,7 +128,8 @@ def _loaded(data: _Views, workers: int) -> Iterator[tuple[int, np.ndarray]]:
         return (data[i] for i in range(len(data)))
     import torch
 
-    return iter(torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers,
+    dataset = cast("torch.utils.data.Dataset[tuple[int, np.ndarray]]", data)  # map-style
+    return iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
                                             collate_fn=_identity, prefetch_factor=4))
 
 
@@ -256,9 +257,10 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     rank, world, local = _dist_env(device)
     if world > 1 and device == "cuda":
         device = f"cuda:{local}"
-    emb = _compute(checkpoint, manifest, prompts, device, batch_size, rank, world, workers)
-    if emb is None:
+    computed = _compute(checkpoint, manifest, prompts, device, batch_size, rank, world, workers)
+    if computed is None:
         return None, path
+    emb = computed
     header = {**emb.header, "cache_key": key, "checkpoint": str(checkpoint),
               "checkpoint_hash": file_hash(checkpoint), "manifest_hash": manifest_hash(data_dir),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -110,7 +110,7 @@ class Embeddings:
         """Write one ``.npz`` (no pickled objects); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"s_{c}": _str_array(self.samples[c]) for c in _STRING_COLUMNS}
+        arrays: dict[str, Any] = {f"s_{c}": _str_array(self.samples[c]) for c in _STRING_COLUMNS}
         arrays.update({f"na_{c}": self.samples[c].isna().to_numpy() for c in _STRING_COLUMNS})
         arrays["s_acquired_at"] = self.samples["acquired_at"].to_numpy().astype("int64")
         arrays["na_acquired_at"] = self.samples["acquired_at"].isna().to_numpy()

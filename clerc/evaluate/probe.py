@@ -130,10 +130,14 @@ def _alphas(alphas: np.ndarray) -> np.ndarray:
 def _moments(chunks: Iterator[tuple[int, np.ndarray]],
              y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """X^T X and X^T (y - mean(y)) summed over centred row chunks."""
-    gram, xty, yc = None, None, y - y.mean()
+    gram: np.ndarray | None = None
+    xty: np.ndarray | None = None
+    yc = y - y.mean()
     for start, xc in chunks:
         g, v = xc.T @ xc, xc.T @ yc[start:start + len(xc)]
-        gram, xty = (g, v) if gram is None else (gram + g, xty + v)
+        gram, xty = (g, v) if gram is None or xty is None else (gram + g, xty + v)
+    if gram is None or xty is None:
+        raise ValueError("no rows to fit on")
     return gram, xty
 
 

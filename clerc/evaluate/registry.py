@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -26,7 +26,8 @@ from clerc.modalities import DIAGNOSTIC
 from clerc.registry import Registry
 
 DEFAULT_TASKS_FILE = Path(__file__).with_name("tasks.toml")
-KINDS: tuple[str, ...] = ("binary", "regression")
+TaskKind = Literal["binary", "regression"]
+KINDS: tuple[TaskKind, ...] = ("binary", "regression")
 #: Labels taken from the patients table rather than labels.parquet.
 DEMOGRAPHIC: tuple[str, ...] = ("age", "sex")
 
@@ -37,7 +38,7 @@ class TaskDef:
 
     name: str
     label: str
-    kind: str
+    kind: TaskKind
     modality: str | None = None
     label_modality: str | None = None
     prompt: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,8 @@ from torch import Tensor, nn
 from clerc.kinds import get_kind
 from clerc.modalities import DIAGNOSTIC, ENCODERS, encoder_modality, get_modality
 from clerc.model.config import ModelConfig
+from clerc.model.encoders.text import TextEncoder
+from clerc.model.encoders.video import VideoEncoder
 
 #: CLIP's initial logit scale (temperature 0.07) and its clamp (scale at most 100).
 INIT_LOGIT_SCALE = math.log(1 / 0.07)
@@ -65,14 +68,14 @@ class CLERC(nn.Module):
 
     def tokenize(self, texts: str | Sequence[str]) -> torch.LongTensor:
         """CLIP BPE tokens ``(N, context_length)`` for the text encoder."""
-        return self.encoders["text"].tokenize(texts)
+        return cast(TextEncoder, self.encoders["text"]).tokenize(texts)
 
 
 def channels_last_3d(model: CLERC) -> CLERC:
     """Put the video encoders (weights and inputs) in ``channels_last_3d`` (faster on GPU)."""
     for key in DIAGNOSTIC:
         if get_modality(key).kind == "video":
-            enc = model.encoders[key]
+            enc = cast(VideoEncoder, model.encoders[key])
             enc.to(memory_format=torch.channels_last_3d)
             enc.channels_last = True
     return model

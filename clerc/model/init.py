@@ -152,18 +152,19 @@ def load_pretrained(model: nn.Module, paths: Mapping[str, str | os.PathLike[str]
         path = Path(p)
         if path not in cache:
             cache[path] = read_state_dict(path)
-        reports[key] = _load_encoder(model.encoders[key], key, cache[path], str(path))
+        encoder = model.get_submodule(f"encoders.{key}")
+        reports[key] = _load_encoder(encoder, key, cache[path], str(path))
     return reports
 
 
 def _load_encoder(enc: nn.Module, key: str, sd: dict[str, Tensor], path: str) -> LoadReport:
     if key in ("echo_video", "angio_video"):
         keep, skipped = _video_keys(sd)
-        n = load_into(enc.net, keep, path, skip=("fc.",))
+        n = load_into(enc.get_submodule("net"), keep, path, skip=("fc.",))
     elif key == "cxr_image":
         keep, skipped = _image_keys(sd)
-        n = load_into(enc.vit, keep, path)
+        n = load_into(enc.get_submodule("vit"), keep, path)
     else:
         keep, skipped = _text_keys(sd)
-        n = load_into(enc.tower, keep, path)
+        n = load_into(enc.get_submodule("tower"), keep, path)
     return LoadReport(key, path, n, tuple(skipped))

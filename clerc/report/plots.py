@@ -14,20 +14,20 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from clerc.evaluate.results import CELL_FIELDS
 from clerc.modalities import MODALITIES, MODALITY_NAMES
 from clerc.report.tables import TASK_LABELS, rank
 
 matplotlib.use("Agg")
 
-CELL_FIELDS = ("table", "task", "setting", "query_modality", "gallery_modality", "modality",
-               "label_modality")
-RC = {"svg.fonttype": "path", "text.parse_math": False, "font.size": 8,
+RC: Any = {"svg.fonttype": "path", "text.parse_math": False, "font.size": 8,
       "axes.spines.top": False, "axes.spines.right": False}
 SETTING_COLOURS = {"zero_shot": "#1f77b4", "linear_probe": "#d62728", "supervised": "#2ca02c"}
 
@@ -71,7 +71,7 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _modality_label(name: str | None) -> str:
-    return MODALITIES.get(name).label if name in MODALITIES else str(name)
+    return MODALITIES.get(name).label if name is not None and name in MODALITIES else str(name)
 
 
 def _task_label(task: str | None) -> str:

@@ -7,7 +7,9 @@ the templates (autoescape), so nothing here builds markup.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from clerc.evaluate.metric_specs import metric_order, spec_or_default
 from clerc.modalities import MODALITIES, MODALITY_NAMES
@@ -126,11 +128,12 @@ def make_cell(rec: dict | None, notes: Notes, *, colour: bool = False,
     return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink)
 
 
-def rank(order: tuple[str, ...] | list[str], name: str | None) -> tuple[int, str]:
-    return (order.index(name), "") if name in order else (len(order), str(name))
+def rank(order: Sequence[str], name: str | None) -> tuple[int, str]:
+    return (order.index(name), "") if name is not None and name in order \
+        else (len(order), str(name))
 
 
-def test_groups(names: list[str] | tuple[str, ...], short: bool = True) -> list[dict]:
+def test_groups(names: Sequence[str], short: bool = True) -> list[dict]:
     """Consecutive modalities grouped by test: ``[{label, span, subs: [Video, Text]}]``."""
     labels = SHORT_TEST_LABELS if short else TEST_LABELS
     groups: list[dict] = []
@@ -143,7 +146,7 @@ def test_groups(names: list[str] | tuple[str, ...], short: bool = True) -> list[
     return groups
 
 
-def _matrix_rows(names: tuple[str, ...], value_of) -> list[dict]:
+def _matrix_rows(names: Sequence[str], value_of: Callable[[str, str], Any]) -> list[dict]:
     rows, groups = [], test_groups(names)
     i = 0
     for g in groups:
@@ -195,7 +198,7 @@ def table2(cohort: dict) -> dict:
     """Demographics per split: single rows (keyed by split) and grouped sections."""
     t2 = cohort["table2"]
     splits = list(t2["splits"])
-    sections = []
+    sections: list[dict[str, Any]] = []
     for name, value in t2["rows"].items():
         if not isinstance(value, dict):
             raise ValueError(f"cohort.table2.rows.{name}: expected an object, got {value!r}")
@@ -253,7 +256,7 @@ def table4(records: list[dict]) -> dict:
                    if r["setting"] != "difference" and not r["metric"].endswith("_p_holm")},
                   key=lambda k: (rank(MODALITY_NAMES, k[0]), rank(list(TASK_LABELS), k[1]),
                                  str(k[2]), rank(METRIC_ORDER, k[3])))
-    notes, rows = Notes(), []
+    notes, rows = Notes(), list[dict[str, Any]]()
     for modality, task, label, metric in keys:
         def get(setting: str, m: str = metric, k=(modality, task, label)) -> dict | None:
             return index.get((*k, setting, m))

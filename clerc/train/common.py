@@ -65,8 +65,11 @@ class Bar:
     def step(self, loss: Tensor, samples_per_s: float, *, refresh: bool) -> None:
         if self.progress is None:
             return
-        fields = {"loss": float(loss.detach()), "sps": samples_per_s} if refresh else {}
-        self.progress.update(self.task, advance=1, **fields)
+        if refresh:
+            self.progress.update(self.task, advance=1, loss=float(loss.detach()),
+                                 sps=samples_per_s)
+        else:
+            self.progress.update(self.task, advance=1)
 
     def close(self) -> None:
         if self.progress is not None:

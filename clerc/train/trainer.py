@@ -23,11 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from clerc.model.clerc import CLERC
 from clerc.train.common import Bar, autocast, build_optimizer, set_lr
 from clerc.train.config import TrainConfig, lr_at
 from clerc.train.data import Batch
@@ -97,7 +98,9 @@ class BatchEncoder(nn.Module):
     by the ``present`` masks. A modality absent from the whole batch gets a zero block.
     """
 
-    def __init__(self, model: nn.Module, modalities: tuple[str, ...]) -> None:
+    model: CLERC
+
+    def __init__(self, model: CLERC, modalities: tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
         self.modalities = modalities
@@ -204,8 +207,8 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    model = net.module.model if isinstance(net, nn.parallel.DistributedDataParallel) else net.model
-    model.clamp_logit_scale_()
+    inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+    cast(BatchEncoder, inner).model.clamp_logit_scale_()
     return loss, pairs
 
 

@@ -61,11 +61,11 @@ def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: 
     name = name or metric
     n = int(pd.unique(np.asarray(patient_ids, dtype=object)).size)
     if n < MIN_PATIENTS:
-        return undefined(b, name, _join(f"{n} test patient(s); need {MIN_PATIENTS}", note), n)
+        return undefined(b, name, _first(f"{n} test patient(s); need {MIN_PATIENTS}", note), n)
     try:
         value = _point(metric, y_true, y_score)
     except ValueError as exc:
-        return undefined(b, name, _join(str(exc), note), n)
+        return undefined(b, name, _first(str(exc), note), n)
     if ctx.n_resamples < 1:
         return Record(**b, metric=name, value=value, ci_low=None, ci_high=None, n=n,
                       n_undefined=0, note=_join("no interval: bootstrap disabled", note))
@@ -86,6 +86,11 @@ def _point(metric: str, y_true: np.ndarray | None, y_score: np.ndarray) -> float
     if point is None:
         raise ValueError(f"metric {metric!r} has no point function")
     return point(y_true, y_score)
+
+
+def _first(reason: str, note: str | None) -> str:
+    """``reason``, then ``note`` when there is one."""
+    return f"{reason}; {note}" if note else reason
 
 
 def _join(*parts: str | None) -> str | None:
