@@ -1,11 +1,13 @@
 """Sample-level data for the baselines, through CLERC's own pipeline.
 
 Samples load natively from ``DIR/packed`` (``PackedStore``) when ``clerc prepare`` wrote
-it, else through the readers plus ``to_native``. Training views are CLERC's training
-transforms at the ``ModelConfig`` sizes (random clip with padding and crop, random ECG
-crop, random CXR crop); validation uses the single deterministic view (centre clip,
-centre crop); predictions average over ``clerc.evaluate.embed.views`` (every clip or ECG
-window covering the sample, the CXR centre crop), as CLERC's embeddings do.
+it, else read and made native by the modality's kind: the input pipeline
+``clerc.data.inputs``, shared with CLERC's training and ``clerc embed``. Training views
+are CLERC's training transforms at the ``ModelConfig`` sizes (random clip with padding
+and crop, random ECG crop, random CXR crop); validation uses the single deterministic
+view (centre clip, centre crop); predictions average over the kind's evaluation views
+(every clip or ECG window covering the sample, the CXR centre crop), as CLERC's
+embeddings do.
 
 Unlike CLERC (one sample per patient per epoch), a supervised model trains on every
 labelled sample once per epoch: each sample carries its own labels.
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clerc.data import inputs
 from clerc.data.inputs import SampleSpec, load_input, make_view
 from clerc.data.manifest import Manifest
 from clerc.modalities import get_modality
@@ -126,6 +129,6 @@ def make_loader(dataset: SampleSet, sampler: EpochBatches, *,
 
 def eval_views(modality: str, x: np.ndarray, spec: SampleSpec) -> np.ndarray:
     """The evaluation views ``(K, ...)`` of a native sample (as ``clerc embed`` uses)."""
-    from clerc.evaluate.embed import views
-
-    return views(modality, x, spec)
+    if get_modality(modality).is_text:
+        raise ValueError(f"baselines: {modality!r} is a text modality; baselines are diagnostic")
+    return inputs.eval_views(modality, x, spec)

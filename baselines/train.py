@@ -50,6 +50,7 @@ from baselines.tasks import (
 from clerc.data.inputs import sample_spec
 from clerc.data.manifest import Manifest
 from clerc.evaluate.metrics import auroc, r2
+from clerc.kinds import get_kind
 from clerc.modalities import get_modality
 from clerc.model.encoders.video import VideoEncoder
 from clerc.train.common import Bar, autocast, build_optimizer, set_lr
@@ -188,7 +189,7 @@ def build_model(modality: str, cfg: TrainConfig, heads: tuple[HeadSpec, ...],
 
         load_pretrained(model, {modality: init[modality]})
     model.to(device)
-    if device.type == "cuda" and get_modality(modality).kind == "video":
+    if device.type == "cuda" and get_kind(get_modality(modality).kind).channels_last_3d:
         encoder = cast(VideoEncoder, model.encoder)
         encoder.to(memory_format=torch.channels_last_3d)
         encoder.channels_last = True

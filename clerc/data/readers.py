@@ -345,7 +345,7 @@ def load_sample(manifest: Any, row: Any) -> np.ndarray | str:
     """
     modality = get_modality(str(row["modality"]))
     path = row.get("path")
-    if modality.kind == "text":
+    if modality.is_text:
         text = row.get("text")
         if _present(text):
             return str(text)

@@ -74,7 +74,7 @@ class CLERC(nn.Module):
 def channels_last_3d(model: CLERC) -> CLERC:
     """Put the video encoders (weights and inputs) in ``channels_last_3d`` (faster on GPU)."""
     for key in DIAGNOSTIC:
-        if get_modality(key).kind == "video":
+        if get_kind(get_modality(key).kind).channels_last_3d:
             enc = cast(VideoEncoder, model.encoders[key])
             enc.to(memory_format=torch.channels_last_3d)
             enc.channels_last = True

@@ -16,6 +16,12 @@ from clerc.modalities import MODALITIES, MODALITY_NAMES
 
 TEST_LABELS = {"echo": "Echo", "ecg": "EKG", "angio": "Angiogram", "cxr": "CXR"}
 SHORT_TEST_LABELS = {"echo": "Echo", "ecg": "EKG", "angio": "Angio", "cxr": "CXR"}
+
+
+def label_of_test(test: str, short: bool = False) -> str:
+    """A test's column label (a test registered elsewhere shows its name in capitals)."""
+    return (SHORT_TEST_LABELS if short else TEST_LABELS).get(test, test.upper())
+
 TASK_LABELS = {
     "age": "Age", "sex": "Sex", "lvef": "LVEF", "pacemaker": "Pacemaker", "rbbb": "RBBB",
     "lbbb": "LBBB", "lad_occlusion": "LAD Occlusion", "rca_occlusion": "RCA Occlusion",
@@ -135,12 +141,12 @@ def rank(order: Sequence[str], name: str | None) -> tuple[int, str]:
 
 def test_groups(names: Sequence[str], short: bool = True) -> list[dict]:
     """Consecutive modalities grouped by test: ``[{label, span, subs: [Video, Text]}]``."""
-    labels = SHORT_TEST_LABELS if short else TEST_LABELS
     groups: list[dict] = []
     for name in names:
         m = MODALITIES.get(name)
         if not groups or groups[-1]["test"] != m.test:
-            groups.append({"test": m.test, "label": labels[m.test], "span": 0, "subs": []})
+            groups.append({"test": m.test, "label": label_of_test(m.test, short), "span": 0,
+                           "subs": []})
         groups[-1]["span"] += 1
         groups[-1]["subs"].append(m.label.split(" ", 1)[1].capitalize())
     return groups
@@ -191,7 +197,7 @@ def _section_label(name: str) -> str:
 
 
 def _row_label(name: str) -> str:
-    return TEST_LABELS[MODALITIES.get(name).test] if name in MODALITIES else name
+    return label_of_test(MODALITIES.get(name).test) if name in MODALITIES else name
 
 
 def table2(cohort: dict) -> dict:
@@ -242,7 +248,7 @@ def _task_label(task: str) -> str:
 def _label_suffix(label: str | None, own: str | None) -> str:
     if label is None or label == own:
         return ""
-    return f" ({TEST_LABELS[MODALITIES.get(label).test]} label)"
+    return f" ({label_of_test(MODALITIES.get(label).test)} label)"
 
 
 def table4(records: list[dict]) -> dict:
@@ -271,7 +277,7 @@ def table4(records: list[dict]) -> dict:
                                    missing=diff_why))
         first = not rows or rows[-1]["modality_name"] != modality
         rows.append({"modality_name": modality, "first": first,
-                     "modality": TEST_LABELS[MODALITIES.get(modality).test],
+                     "modality": label_of_test(MODALITIES.get(modality).test),
                      "task": _task_label(task) + _label_suffix(label, modality),
                      "metric": metric_label(metric), "cells": cells})
     for row in rows:
@@ -305,5 +311,5 @@ def table5(records: list[dict]) -> dict:
         cells = [make_cell(index.get((task, label, setting, metric, m)), notes)
                  for m in modalities]
         rows.append({"task": name, "metric": metric_label(metric), "cells": cells})
-    columns = [TEST_LABELS[MODALITIES.get(m).test] for m in modalities]
+    columns = [label_of_test(MODALITIES.get(m).test) for m in modalities]
     return {"columns": columns, "rows": rows, "notes": notes.items}
