@@ -143,11 +143,12 @@ class Fitter:
     def epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
         """One pass over the training batches; returns the mean loss and timings."""
         self.model.train()
-        set_lr(self.optimizer, lr_at(epoch, self.cfg))
         self.train_batches.set_epoch(epoch)
-        bar.epoch(epoch, len(self.train_batches))
+        n_steps = len(self.train_batches)
+        bar.epoch(epoch, n_steps)
         total, steps, samples, t0 = 0.0, 0, 0, time.perf_counter()
         for x, y in self.train_loader:
+            set_lr(self.optimizer, lr_at(epoch + (steps + 1) / n_steps, self.cfg))
             with self._autocast():
                 out = self.model(x.to(self.device, non_blocking=True))
             loss, _ = masked_loss(out, y.to(self.device), self.model.specs, self.stats)
@@ -158,7 +159,7 @@ class Fitter:
             total, steps, samples = total + float(loss.detach()), steps + 1, samples + len(y)
             bar.step(loss, samples / max(time.perf_counter() - t0, 1e-9), refresh=True)
         seconds = time.perf_counter() - t0
-        return {"epoch": epoch, "lr": lr_at(epoch, self.cfg),
+        return {"epoch": epoch, "lr": lr_at(epoch + 0.5, self.cfg),
                 "train_loss": total / steps if steps else math.nan, "steps": steps,
                 "train_seconds": seconds}
 

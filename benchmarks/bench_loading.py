@@ -78,7 +78,8 @@ def measure(n_clips: int = 64, min_seconds: float = 0.5) -> dict[str, float]:
 
         t0 = time.perf_counter()
         for name in names:
-            video_clip(read_video(root / name)[0], train=True, rng=rng)
+            frames, fps = read_video(root / name)
+            video_clip(frames, fps=fps, train=True, rng=rng)
         decode_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -90,7 +91,7 @@ def measure(n_clips: int = 64, min_seconds: float = 0.5) -> dict[str, float]:
         passes, t0 = 0, time.perf_counter()
         while passes == 0 or time.perf_counter() - t0 < min_seconds:
             for sid in ids:
-                video_clip(store.load(sid), train=True, rng=rng)
+                video_clip(store.load(sid), fps=store.fps(sid), train=True, rng=rng)
             passes += 1
         packed_s = (time.perf_counter() - t0) / passes
 

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("clerc.evaluate.embed", "embed every sample of a manifest with a checkpoint"),
     "benchmark": ("clerc.evaluate.benchmark", "score a checkpoint on every task (Tables 3-5)"),
     "report": ("clerc.report.html", "render reports/*.html from results.json"),
+    "compare": ("clerc.compare.command", "several runs' Tables 3-5 side by side, paired"),
     "gate": ("clerc.gate", "fail when a metric drifted from a baseline"),
     "demo": ("clerc.demo", "the main job: synth -> train -> benchmark -> report"),
 }

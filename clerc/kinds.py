@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,13 @@ PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE = 256, 224
 ECG_SCALE = 1000.0
 
 
+class Video(NamedTuple):
+    """A native video and the frame rate its file gave (or the default it was read with)."""
+
+    frames: np.ndarray
+    fps: float
+
+
 def _same(array: np.ndarray) -> np.ndarray:
     return array
 
@@ -46,14 +53,16 @@ def _same(array: np.ndarray) -> np.ndarray:
 class Kind:
     """What the harness does with samples of one kind.
 
-    ``read(path)``: a file's reader output. ``native(modality, x)``: the reader output in
-    the modality's native shape. ``view(x, spec, train, rng)``: one model input (random
-    augmentation when ``train``, else the fixed validation view). ``eval_views(x, spec)``:
-    every evaluation view ``(K, ...)``, whose embeddings are averaged. ``build_encoder(cfg,
-    modality)``: the encoder module. ``example_input(cfg, batch, device)``: zeros of the
-    encoder's input shape and dtype. ``packed_dtype``: the dtype of packed shards (None:
-    the kind is not packed, e.g. text); ``pack``/``unpack`` convert native <-> stored.
-    ``channels_last_3d``: the encoder runs faster in that memory format on a GPU.
+    ``read(path)``: a file's reader output (a ``Video`` with the file's frame rate for a
+    timed kind). ``native(modality, x)``: the reader output in the modality's native form.
+    ``view(x, spec, train, rng)``: one model input (random augmentation when ``train``,
+    else the fixed validation view). ``eval_views(x, spec)``: every evaluation view
+    ``(K, ...)``, whose embeddings are averaged. ``build_encoder(cfg, modality)``: the
+    encoder module. ``example_input(cfg, batch, device)``: zeros of the encoder's input
+    shape and dtype. ``packed_dtype``: the dtype of packed shards (None: the kind is not
+    packed, e.g. text); ``pack``/``unpack`` convert a native array <-> its stored form.
+    ``timed``: native samples are ``Video(frames, fps)`` (the fps is kept in the packed
+    index). ``channels_last_3d``: the encoder runs faster in that memory format on a GPU.
     """
 
     name: str
@@ -66,7 +75,16 @@ class Kind:
     packed_dtype: type[np.generic] | None = None
     pack: Callable[[np.ndarray], np.ndarray] = _same
     unpack: Callable[[np.ndarray], np.ndarray] = _same
+    timed: bool = False
     channels_last_3d: bool = False
+
+    def array(self, sample: Any) -> Any:
+        """The array of a native sample (a ``Video``'s frames)."""
+        return sample.frames if self.timed else sample
+
+    def with_fps(self, array: Any, fps: float) -> Any:
+        """A native sample from its array (and, for a timed kind, its frame rate)."""
+        return Video(array, fps) if self.timed else array
 
 
 KINDS: Registry[Kind] = Registry("modality kind")
@@ -82,12 +100,13 @@ def get_kind(name: str) -> Kind:
     return KINDS.get(name)
 
 
-# -- video: (T, H, W) uint8 grayscale --------------------------------------------------
+# -- video: Video((T, H, W) uint8 grayscale, fps) ---------------------------------------
 
-def _read_video(path: Path) -> np.ndarray:
+def _read_video(path: Path) -> Video:
     from clerc.data.readers import read_video
 
-    return read_video(path)[0]
+    frames, fps = read_video(path)
+    return Video(frames, float(fps))
 
 
 def _native(modality: str, x: np.ndarray) -> np.ndarray:
@@ -96,19 +115,27 @@ def _native(modality: str, x: np.ndarray) -> np.ndarray:
     return to_native(modality, x)
 
 
-def _video_view(x: np.ndarray, spec: SampleSpec, train: bool,
+def _video_native(modality: str, x: Video) -> Video:
+    from clerc.data.transforms import to_native
+
+    return Video(to_native(modality, x.frames), x.fps)
+
+
+def _video_view(x: Video, spec: SampleSpec, train: bool,
                 rng: np.random.Generator | None) -> np.ndarray:
     from clerc.data.transforms import video_clip
 
     pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-    return video_clip(x, frames_out=spec.video_frames, size=spec.video_size, train=train,
+    return video_clip(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
+                      frames_out=spec.video_frames, size=spec.video_size, train=train,
                       rng=rng, pad=pad)
 
 
-def _video_views(x: np.ndarray, spec: SampleSpec) -> np.ndarray:
+def _video_views(x: Video, spec: SampleSpec) -> np.ndarray:
     from clerc.data.transforms import video_clips_covering
 
-    return video_clips_covering(x, frames_out=spec.video_frames, size=spec.video_size)
+    return video_clips_covering(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
+                                frames_out=spec.video_frames, size=spec.video_size)
 
 
 def _video_encoder(cfg: ModelConfig, modality: str) -> nn.Module:
@@ -244,8 +271,8 @@ def _text_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
 
 
 for _kind in (
-    Kind("video", _read_video, _native, _video_view, _video_views, _video_encoder,
-         _video_example, np.uint8, channels_last_3d=True),
+    Kind("video", _read_video, _video_native, _video_view, _video_views, _video_encoder,
+         _video_example, np.uint8, timed=True, channels_last_3d=True),
     Kind("waveform", _read_ecg, _native, _ecg_view,
          lambda x, spec: ecg_views(x, spec.ecg_length), _ecg_encoder, _ecg_example, np.int16,
          _pack_ecg, _unpack_ecg),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import permutations
 
 import pandas as pd
@@ -75,9 +76,19 @@ def test_results_carry_provenance_and_cohort(run_dir):
 
 def test_predictions_have_no_patient_ids(run_dir):
     p = pd.read_parquet(run_dir / "out/predictions.parquet")
-    assert list(p.columns) == ["cell", "kind", "y_true", "y_score"]
+    assert list(p.columns) == ["cell", "kind", "y_true", "y_score", "pair_patient", "pair_unit"]
     assert set(p["kind"]) == {"binary", "regression", "retrieval"}
     assert not p["cell"].str.contains("p0").any()
+    # pairing columns hold pseudonyms: no patient, study or sample id of the manifest
+    from clerc.data.manifest import read_manifest
+
+    s = read_manifest(run_dir / "data").samples
+    ids = set(s["patient_id"].astype(str)) | set(s["study_id"].dropna().astype(str)) \
+        | set(s["sample_id"].astype(str))
+    values = set(p["pair_patient"]) | set(p["pair_unit"])
+    assert values.isdisjoint(ids) and all(len(v) == 16 for v in values)
+    text = (run_dir / "out/predictions.parquet").read_bytes()
+    assert not any(i.encode() in text for i in ids if len(i) > 3)
 
 
 def test_unknown_task_names_close_matches(capsys):
@@ -127,3 +138,21 @@ def test_default_cohort_is_synthesised_once(tmp_path, monkeypatch):
     assert benchmark.ensure_default_cohort(path) == path
     assert benchmark.ensure_default_cohort(path) == path
     assert calls == [(300, 0, 0.4)]
+
+
+def test_benchmark_refuses_a_patient_in_two_splits(tmp_path, capsys):
+    import pandas as pd
+
+    from clerc.cli import main
+    from tests.test_trainer import make_cohort
+
+    leaky = make_cohort(tmp_path / "leaky")
+    samples = pd.read_parquet(leaky / "samples.parquet")
+    samples.loc[samples.index[samples["patient_id"] == "p020"][0], "split"] = "train"
+    samples.to_parquet(leaky / "samples.parquet", index=False)
+    (tmp_path / "e.npz").write_bytes(b"")  # never read: the manifest is refused first
+    code = main(["benchmark", "--embeddings", str(tmp_path / "e.npz"), "--data", str(leaky),
+                 "--out", str(tmp_path / "out"), "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(r"p020:\s+train,\s+val", err)  # rich wraps lines
+    assert re.search(r"splits\s+must\s+be\s+by\s+patient", err)

@@ -72,6 +72,8 @@ def _planted_cases(tmp_path):
                   str(tmp_path / "r.json")], "clerc.gate", "compare"),
         "demo": (["demo", "--data", str(tmp_path / "cohort"), "--run", o],
                  "clerc.synthetic.writer", "synthesize"),
+        "compare": (["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", o],
+                    "clerc.compare.runs", "load_run"),
     }
 
 

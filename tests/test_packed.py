@@ -130,3 +130,45 @@ def test_workers_and_out_dir(tmp_path):
                  "--shard-size", "4"]) == 0
     store = PackedStore(out)
     assert len(store) == 9 and store.load("s5").shape == (12, 5000)
+
+
+def test_frame_rates_are_kept_in_the_index_and_clips_follow_them(tmp_path):
+    """A 15 fps, a 30 fps and a 50 fps video: the index keeps each rate, and loading from
+    the store gives the same clips as decoding the files (time-based sampling)."""
+    from clerc.train.data import SampleSpec, load_input, make_view
+
+    root = tmp_path / "m"
+    root.mkdir()
+    rows = []
+    for k, fps in enumerate((15, 30, 50)):
+        write_avi(root / f"v{k}.avi", moving_square_video(n=60, h=112, w=112), fps=fps)
+        rows.append({"patient_id": f"p{k}", "study_id": f"st{k}", "sample_id": f"s{k}",
+                     "modality": "echo_video", "acquired_at": "2021-05-01",
+                     "path": f"v{k}.avi", "text": None, "split": "train"})
+    write_manifest(root, pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame())
+    man = read_manifest(root)
+    before = [load_input(man, r, None) for r in man.samples.to_dict("records")]
+    prepare(root, progress=False)
+    store = open_store(root)
+    assert [store.fps(f"s{k}") for k in range(3)] == [15.0, 30.0, 50.0]
+    assert pd.read_parquet(root / "packed/index.parquet")["fps"].tolist() == [15.0, 30.0, 50.0]
+    spec = SampleSpec(video_frames=16, video_size=112, ecg_length=2500, image_size=224,
+                      context_length=77)
+    for r, raw in zip(man.samples.to_dict("records"), before, strict=True):
+        packed = load_input(man, r, store)
+        assert packed.fps == raw.fps
+        np.testing.assert_array_equal(make_view("echo_video", packed, spec, train=False, rng=None),
+                                      make_view("echo_video", raw, spec, train=False, rng=None))
+
+
+def test_an_index_without_frame_rates_asks_for_prepare(tmp_path):
+    root = write_cohort(tmp_path / "m")
+    prepare(root, progress=False)
+    index = pd.read_parquet(root / "packed/index.parquet").drop(columns="fps")
+    index.to_parquet(root / "packed/index.parquet", index=False)
+    with pytest.raises(ValueError, match="without frame rates; run `clerc prepare` again"):
+        PackedStore(root / "packed")
+    for part in (root / "packed/parts").glob("*.parquet"):  # an old run's parts
+        pd.read_parquet(part).drop(columns="fps").to_parquet(part, index=False)
+    assert prepare(root, progress=False).n_resumed == 0  # re-decoded, not resumed
+    assert PackedStore(root / "packed").fps("s0") == 30.0

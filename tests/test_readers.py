@@ -10,6 +10,8 @@ import pytest
 
 from clerc.data.manifest import write_manifest
 from clerc.data.readers import (
+    DEFAULT_FPS,
+    NoFrameRateWarning,
     ReaderError,
     is_flat,
     load_sample,
@@ -156,7 +158,21 @@ def test_dicom_still_and_missing_timing(tmp_path):
     assert frames.shape == (1, 10, 12) and fps == 0.0
     np.testing.assert_array_equal(read_image(tmp_path / "s.dcm"), still)
     write_dicom(tmp_path / "m.dcm", np.zeros((3, 4, 4), np.uint8))
-    with pytest.raises(ReaderError, match=r"m\.dcm: multi-frame DICOM without FrameTime"):
+    with pytest.warns(NoFrameRateWarning, match=r"m\.dcm: multi-frame DICOM without FrameTime"
+                      r".*assuming 30 fps"):
+        assert read_video(tmp_path / "m.dcm")[1] == DEFAULT_FPS == 30.0
+
+
+def test_default_fps_is_overridable(tmp_path, monkeypatch):
+    write_dicom(tmp_path / "m.dcm", np.zeros((3, 4, 4), np.uint8))
+    np.save(tmp_path / "v.npy", np.zeros((3, 4, 4), np.uint8))
+    monkeypatch.setenv("CLERC_DEFAULT_FPS", "50")
+    with pytest.warns(NoFrameRateWarning, match="assuming 50 fps"):
+        assert read_video(tmp_path / "m.dcm")[1] == 50.0
+    with pytest.warns(NoFrameRateWarning, match=r"\.npy videos carry no frame rate"):
+        assert read_video(tmp_path / "v.npy")[1] == 50.0
+    monkeypatch.setenv("CLERC_DEFAULT_FPS", "fast")
+    with pytest.raises(ReaderError, match="CLERC_DEFAULT_FPS='fast'"):
         read_video(tmp_path / "m.dcm")
 
 

@@ -153,7 +153,8 @@ def test_strict_undefined_catches_missing_variables(pages):
         env.from_string("{{ nothing_here }}").render()
     with pytest.raises(UndefinedError, match="matrices"):
         env.get_template("table3.html.j2").render(page="table3", title="t", pages=PAGES,
-                                                  source="x", groups=[])
+                                                  source="x", groups=[], paper_source="p",
+                                                  paper_notes=())
 
 
 def _planted(tmp_path: Path) -> Path:
@@ -253,3 +254,47 @@ def test_cli_report(tmp_path, capsys):
     assert cli.main(["report", "--results", str(tmp_path / "none.json"),
                      "--out", str(tmp_path / "o")]) == 2
     assert "none.json does not exist" in capsys.readouterr().err
+
+
+def test_table5_one_pacemaker_row_with_the_echo_label_in_the_echo_column():
+    from clerc.report.tables import table5
+    from tests.fixtures_results import record
+
+    recs = [record("table5", "pacemaker", "linear_probe", "auroc", v, modality=m, label=lab)
+            for m, lab, v in (("echo_video", "echo_video", 0.951),
+                              ("ecg_waveform", "ecg_waveform", 0.974),
+                              ("angio_video", "ecg_waveform", 0.933),
+                              ("cxr_image", "ecg_waveform", 0.924))]
+    table = table5(recs)
+    assert len(table["rows"]) == 1
+    row = table["rows"][0]
+    assert row["task"] == "Pacemaker (Echo label in the Echo column; else EKG label)"
+    assert [c.text for c in row["cells"]] == ["0.951", "0.974", "0.933", "0.924"]
+
+
+def test_paper_values_beside_cells_and_hideable(pages):
+    """Table 3-5 cells the paper reports show its value and the difference; a CSS-only
+    checkbox hides them (the pages run no script)."""
+    from clerc.report.paper import paper_values
+
+    for name in ("table3", "table4", "table5"):
+        html = pages[name]
+        assert '<input type="checkbox" id="paper-toggle" checked>' in html
+        assert '<div class="paper-wrap">' in html and "<script" not in html
+        assert "#paper-toggle:not(:checked) ~ .paper-wrap .paper" in html
+        assert html.count('<span class="paper">paper ') > 0
+    t3 = _table(pages["table3"], "table3-median_percentile")
+    n_paper = len(re.findall(r'<span class="paper">paper \d+\.\d · Δ [+−]\d+\.\d</span>', t3))
+    expected = sum(k[0] == "table3" for k in paper_values())
+    assert n_paper <= expected and n_paper >= expected - 4  # the fixture leaves a few cells out
+    assert '<span class="paper">' not in _table(pages["table3"], "table3-recall@1")
+
+
+def test_paper_text_difference():
+    from clerc.report.tables import paper_text
+
+    rec = {"table": "table4", "setting": "zero_shot", "modality": "echo_video", "task": "lvef",
+           "metric": "r2", "value": 0.7, "query_modality": None, "gallery_modality": None}
+    assert paper_text(rec) == "paper 0.744 · Δ −0.044"
+    assert paper_text({**rec, "value": None}) is None
+    assert paper_text({**rec, "setting": "supervised"}) is None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from clerc.train.data import PatientBatchSampler, collate, plan_epoch
+from clerc.train.data import PAD, PatientBatchSampler, collate, plan_epoch
 
 ECHO = frozenset({"echo_video", "echo_text"})
 ECG = frozenset({"ecg_waveform", "ecg_text"})
@@ -63,8 +63,10 @@ def test_plan_is_deterministic_per_seed_and_epoch() -> None:
     assert a != plan_epoch(SETS, 4, seed=8, epoch=2, drop_last=True)
 
 
-@pytest.mark.parametrize("world", [1, 2, 3, 4])
-def test_rank_shards_are_disjoint_equal_and_cover_the_plan(world: int) -> None:
+@pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
+def test_every_patient_once_per_epoch_on_every_world_size(world: int) -> None:
+    """The paper: each patient appears once per epoch (drop_last lost up to B-1 patients,
+    and the DDP equal-count cut up to world-1 batches more); ranks get equal counts."""
     shards = []
     for rank in range(world):
         s = PatientBatchSampler(SETS, 4, seed=5, rank=rank, world_size=world)
@@ -72,14 +74,26 @@ def test_rank_shards_are_disjoint_equal_and_cover_the_plan(world: int) -> None:
         shards.append(list(s))
         assert len(s) == len(shards[-1])
     assert len({len(b) for b in shards}) == 1  # equal counts per rank
-    seen = [p for sh in shards for p in _patients(sh)]
-    assert len(seen) == len(set(seen))
-    plan = plan_epoch(SETS, 4, seed=5, epoch=4, drop_last=True)
-    usable = len(plan) // world * world
-    assert len(seen) == usable * 4
+    seen = [p for sh in shards for p in _patients(sh) if p != PAD]
+    assert sorted(seen) == list(range(len(SETS)))  # every patient, once
+    sizes = {len(b) for sh in shards for b in sh}
+    assert sizes == {4} if world > 1 else max(sizes) == 4  # DDP: padded to equal shapes
     assert all(e == 4 for sh in shards for b in sh for e, _ in b)
+    # full single-modality batches are kept where the split allows
+    full = sum(len(b) == 4 and PAD not in [p for _, p in b]
+               and len({SETS[p] for _, p in b}) == 1 for sh in shards for b in sh)
+    assert full >= 11 - (world - 1)
 
 
+def test_split_refuses_only_when_impossible() -> None:
+    assert len(plan_epoch(SETS[:3], 2, seed=0, epoch=0, multiple_of=3)) == 3
+    with pytest.raises(ValueError, match="3 patients cannot be cut into a multiple of 2"):
+        plan_epoch(SETS[:3], 1, seed=0, epoch=0, multiple_of=2)  # 3 batches of one
+
+
+def test_padding_rows_hold_no_modality() -> None:
+    batch = collate([{"ecg_waveform": np.ones((12, 8), np.float32)}, {}])
+    assert batch.size == 2 and batch.present["ecg_waveform"].tolist() == [True, False]
 def test_validation_sharding_uses_every_patient() -> None:
     seen = []
     for rank in range(3):

@@ -237,18 +237,34 @@ def test_bad_definitions_name_the_problem(tmp_path, text, match):
         load_definitions(f)
 
 
+def test_table5_pacemaker_echo_cell_takes_the_echo_label():
+    """Table 5: the Echo cell of Pacemaker is the echo-labelled probe (paper: 0.951, as in
+    Table 4), the other columns the ECG label; one cell per (label, column)."""
+    from clerc.evaluate.tasks.crossmodal import table5_cells
+    from clerc.modalities import DIAGNOSTIC
+
+    cells = table5_cells(list(DEFS.values()))
+    pace = {m: d.name for d, m in cells if d.label == "pacemaker"}
+    assert pace == {"echo_video": "pacemaker_echo", "ecg_waveform": "pacemaker_ecg",
+                    "angio_video": "pacemaker_ecg", "cxr_image": "pacemaker_ecg"}
+    keys = [(d.label, m) for d, m in cells]
+    assert len(keys) == len(set(keys))
+    assert {("lvef", m) for m in DIAGNOSTIC} <= set(keys) and ("rbbb", "echo_video") in keys
+
+
 def test_probe_memo_is_keyed_on_everything_the_fit_reads(tmp_path):
     ctx = _ctx(tmp_path, n=40, noise=0.0)
     first = probe_cell(ctx, DEFS["rbbb"], "table4", "ecg_waveform")
-    assert len(ctx.memo) == 1 and first[0].value is not None
+    held = len(ctx.memo)  # the probe fit (and the pairing key of the manifest)
+    assert first[0].value is not None
     again = probe_cell(ctx, DEFS["rbbb"], "table5", "ecg_waveform")  # Table 5's diagonal
-    assert len(ctx.memo) == 1 and again[0].value == first[0].value
+    assert len(ctx.memo) == held and again[0].value == first[0].value
     rng = np.random.default_rng(1)
     noise = normalize_rows(rng.normal(size=ctx.embeddings.vectors.shape)).astype(np.float32)
     other = dataclasses.replace(ctx, embeddings=dataclasses.replace(ctx.embeddings,
                                                                    vectors=noise))
     random = probe_cell(other, DEFS["rbbb"], "table4", "ecg_waveform")
-    assert len(ctx.memo) == 2 and random[0].value != first[0].value
+    assert len(ctx.memo) == held + 1 and random[0].value != first[0].value
 
 
 def test_tasks_return_predictions_and_leave_the_context_alone(tmp_path):

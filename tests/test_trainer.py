@@ -131,6 +131,25 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(cohort: Path, tmp_path:
             assert torch.equal(a["model"][k], b["model"][k]), k
 
 
+def test_paper_config_without_init_is_refused(cohort: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    from clerc.model.config import ModelConfig
+    from clerc.model.init import random_init_warning
+
+    assert main(["train", "--data", str(cohort), "--out", str(tmp_path / "r"), "--config",
+                 "paper", "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert ("refusing to train the paper's encoders without pretrained weights for "
+            "echo_video, angio_video, cxr_image, text") in err
+    assert "--allow-random-init" in err
+    paper, mods = ModelConfig.paper(), ("echo_video", "ecg_waveform", "ecg_text")
+    loud = random_init_warning(paper, mods, {"echo_video": "k400.pth"}, allow_random=True)
+    assert loud.startswith("WARNING") and "for text" in loud and "RANDOM" in loud
+    assert random_init_warning(paper, mods, {"echo_video": "a", "text": "b"},
+                               allow_random=False) is None
+    assert random_init_warning(ModelConfig.tiny(), mods, {}, allow_random=False) is None
+
+
 def test_rng_state_round_trip() -> None:
     state = rng_state()
     first = (random.random(), np.random.rand(), torch.rand(1).item())
@@ -146,11 +165,14 @@ def test_cli_names_bad_input(cohort: Path, tmp_path: Path,
     assert main(["train", "--data", str(cohort), "--out", str(tmp_path / "r"), "--resume",
                  *args]) == 2
     assert "last.pt: --resume needs" in capsys.readouterr().err
-    big = tmp_path / "big.toml"
-    big.write_text('base = "tiny"\nbatch_size = 64\n')
-    assert main(["train", "--data", str(cohort), "--out", str(tmp_path / "r"), *args,
-                 "--config", str(big)]) == 2
-    assert "the train split has 16 patients" in capsys.readouterr().err
+    leaky = make_cohort(tmp_path / "leaky")
+    samples = pd.read_parquet(leaky / "samples.parquet")
+    samples.loc[samples.index[samples["patient_id"] == "p001"][0], "split"] = "val"
+    samples.to_parquet(leaky / "samples.parquet", index=False)
+    assert main(["train", "--data", str(leaky), "--out", str(tmp_path / "r"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "1 patient(s) in more than one split (p001: train, val)" in err
+    assert "splits must be by patient" in err
     assert main(["train", "--data", str(cohort), "--out", str(tmp_path / "r"), "--init",
                  "echo_video", *args]) == 2
     assert "expected ENCODER=PATH" in capsys.readouterr().err

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
 from clerc.data.transforms import (
+    clip_offsets,
+    clip_span,
     clip_starts,
     crop_sector_square,
     ecg_crop,
@@ -24,14 +28,14 @@ def numbered_video(n: int, size: int = 112) -> np.ndarray:
 
 
 def test_eval_clip_is_centred_every_other_frame():
-    clip = video_clip(numbered_video(60), train=False)
+    clip = video_clip(numbered_video(60), fps=30, train=False)
     assert clip.shape == (16, 112, 112) and clip.dtype == np.uint8
     start = (60 - 31) // 2
     np.testing.assert_array_equal(clip[:, 0, 0], start + 2 * np.arange(16))
 
 
 def test_explicit_start_and_short_video_loops():
-    clip = video_clip(numbered_video(10), train=False, start=0)
+    clip = video_clip(numbered_video(10), fps=30, train=False, start=0)
     np.testing.assert_array_equal(clip[:, 50, 50], (2 * np.arange(16)) % 10)
 
 
@@ -40,7 +44,7 @@ def test_train_clip_random_start_and_pad_crop_range():
     frames = np.full((40, 112, 112), 200, np.uint8)
     starts, shifts = set(), set()
     for _ in range(200):
-        clip = video_clip(frames, train=True, rng=rng)
+        clip = video_clip(frames, fps=30, train=True, rng=rng)
         assert clip.shape == (16, 112, 112) and clip.dtype == np.uint8
         black_rows = np.flatnonzero(clip[0, :, 56] == 0)
         black_cols = np.flatnonzero(clip[0, 56, :] == 0)
@@ -48,7 +52,7 @@ def test_train_clip_random_start_and_pad_crop_range():
         shifts.add((len(black_rows), len(black_cols)))
     numbered = numbered_video(40)
     for _ in range(100):
-        starts.add(int(video_clip(numbered, train=True, rng=rng, pad=0)[0, 0, 0]))
+        starts.add(int(video_clip(numbered, fps=30, train=True, rng=rng, pad=0)[0, 0, 0]))
     assert starts <= set(range(0, 40 - 31 + 1)) and len(starts) > 5
     assert (0, 0) in shifts and max(r for r, _ in shifts) == 12
 
@@ -56,31 +60,66 @@ def test_train_clip_random_start_and_pad_crop_range():
 def test_train_pad_crop_shifts_content():
     frames = np.zeros((16, 112, 112), np.uint8)
     frames[:, 50, 60] = 255
-    clip = video_clip(frames, train=True, rng=np.random.default_rng(3), stride=1)
+    clip = video_clip(frames, fps=15, train=True, rng=np.random.default_rng(3))
     r, c = np.argwhere(clip[0] == 255)[0]
     assert abs(r - 50) <= 12 and abs(c - 60) <= 12
     assert (clip == 255).sum() == 16
 
 
 def test_clip_resizes_to_config_size_and_frames():
-    clip = video_clip(numbered_video(30, size=112), frames_out=8, size=64, train=False)
+    clip = video_clip(numbered_video(30, size=112), fps=30, frames_out=8, size=64,
+                      train=False)
     assert clip.shape == (8, 64, 64)
 
 
 def test_train_needs_rng():
     with pytest.raises(ValueError, match="needs an rng"):
-        video_clip(numbered_video(20), train=True)
+        video_clip(numbered_video(20), fps=30, train=True)
 
 
 def test_clips_covering_whole_video():
-    starts = clip_starts(100)
+    starts = clip_starts(100, fps=30)
     assert starts[0] == 0 and starts[-1] == 100 - 31
     assert np.all(np.diff(starts) <= 32)
-    clips = video_clips_covering(numbered_video(100))
+    clips = video_clips_covering(numbered_video(100), fps=30)
     assert clips.shape == (len(starts), 16, 112, 112) and clips.dtype == np.uint8
     np.testing.assert_array_equal(clips[:, 0, 0, 0], starts)
-    assert video_clips_covering(numbered_video(20)).shape[0] == 1
-    assert clip_starts(1000, max_clips=3).tolist() == [0, 484, 969]
+    assert video_clips_covering(numbered_video(20), fps=30).shape[0] == 1
+    assert clip_starts(1000, fps=30, max_clips=3).tolist() == [0, 484, 969]
+
+
+def test_clip_offsets_sample_by_time():
+    """16 frames at 15 frames/s: the frame nearest k / 15 s at any native rate."""
+    np.testing.assert_array_equal(clip_offsets(16, 30.0), 2 * np.arange(16))  # the paper's rule
+    np.testing.assert_array_equal(clip_offsets(16, 15.0), np.arange(16))
+    np.testing.assert_array_equal(clip_offsets(4, 7.5), [0, 1, 1, 2])
+    fifty = clip_offsets(16, 50.0)
+    np.testing.assert_array_equal(fifty[:5], [0, 3, 7, 10, 13])
+    # slow reference in exact arithmetic: the frame whose time is nearest k / 15 s (a tie
+    # goes to the later frame)
+    for fps in (7.5, 12.5, 15.0, 24.0, 29.97, 30.0, 50.0, 60.0, 73.0):
+        f = Fraction(str(fps))
+        want = [min(range(400), key=lambda i, k=k: (abs(i / f - Fraction(k, 15)), -i))
+                for k in range(16)]
+        np.testing.assert_array_equal(clip_offsets(16, fps), want, err_msg=f"fps={fps}")
+    for fps in (15.0, 30.0, 50.0, 7.5):  # the clip covers the same 15/15 s at every rate
+        assert abs((clip_span(16, fps) - 1) / fps - 1.0) <= 0.5 / fps
+
+
+def test_clip_at_50_fps_covers_the_30_fps_span():
+    """A 50 fps re-encode gives a clip of the same moments as the 30 fps original."""
+    t30, t50 = np.arange(90) / 30.0, np.arange(150) / 50.0
+    v30 = np.broadcast_to(np.rint(t30 * 60).astype(np.uint8)[:, None, None], (90, 8, 8)).copy()
+    v50 = np.broadcast_to(np.rint(t50 * 60).astype(np.uint8)[:, None, None], (150, 8, 8)).copy()
+    a = video_clip(v30, fps=30, train=False, start=0, size=8)[:, 0, 0].astype(int)
+    b = video_clip(v50, fps=50, train=False, start=0, size=8)[:, 0, 0].astype(int)
+    assert np.abs(a - b).max() <= 1  # times in 1/60 s units: within one 50 fps frame
+    assert clip_starts(150, fps=50)[-1] == 150 - clip_span(16, 50)
+
+
+def test_clip_rejects_bad_rates():
+    with pytest.raises(ValueError, match="positive frame rates"):
+        video_clip(numbered_video(20), fps=0.0, train=False)
 
 
 def test_crop_sector_square():
@@ -140,3 +179,29 @@ def test_to_native():
     assert to_native("cxr_image", wide[0]).shape == (256, 256)
     with pytest.raises(ValueError, match="not a diagnostic modality"):
         to_native("echo_text", wide)
+
+
+def test_the_synthetic_30_fps_echo_gives_the_same_clips_as_every_other_frame(tmp_path):
+    """The demo's echoes are written at 30 fps: time-based sampling changes none of their
+    clips (the old rule: a random start, then every other frame)."""
+    from clerc.data.readers import read_video
+    from clerc.data.transforms import _pad_random_crop, resize_frames
+    from clerc.synthetic import echo
+    from clerc.synthetic.files import write_avi
+    from clerc.train.config import TrainConfig
+    from clerc.train.data import Video, make_view, sample_spec
+
+    write_avi(tmp_path / "e.avi", numbered_video(48), echo.FPS)
+    frames, fps = read_video(tmp_path / "e.avi")
+    assert fps == 30.0
+    spec = sample_spec(TrainConfig.tiny().model)
+    pad = round(12 * spec.video_size / 112)
+    for seed in range(5):
+        got = make_view("echo_video", Video(frames, fps), spec, train=True,
+                        rng=np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)  # the old rule, drawn from the same generator
+        n, f = len(frames), spec.video_frames
+        start = int(rng.integers(0, n - (2 * (f - 1) + 1) + 1))
+        old = resize_frames(frames[(start + 2 * np.arange(f)) % n], spec.video_size,
+                            spec.video_size)
+        np.testing.assert_array_equal(got, _pad_random_crop(old, pad, spec.video_size, rng))

@@ -40,10 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="keep every CXR view, not only frontal (PA/AP)")
     m.add_argument("--out", type=Path, required=True, help="manifest directory to write")
     for name, help_ in (("echonet", "EchoNet-Dynamic (FileList.csv, Videos/)"),
-                        ("ptbxl", "PTB-XL 1.0.3 (ptbxl_database.csv, records500/)")):
+                        ("ptbxl", "PTB-XL 1.0.3 (ptbxl_database.csv, records500/ or records100/)")):
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("root", type=Path, help="dataset root")
         p.add_argument("--out", type=Path, required=True, help="manifest directory to write")
+        if name == "ptbxl":
+            p.add_argument("--rate", type=int, choices=(500, 100), default=500,
+                           help="records500/ (default) or records100/; a record missing at "
+                                "this rate is taken at the other when present")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,4 +76,4 @@ def _adapt(args: argparse.Namespace, progress: Any = None) -> Path:
         return adapt_echonet(args.root, args.out, progress=progress)
     from clerc.adapters.ptbxl import adapt_ptbxl
 
-    return adapt_ptbxl(args.root, args.out, progress=progress)
+    return adapt_ptbxl(args.root, args.out, rate=args.rate, progress=progress)

@@ -31,6 +31,7 @@ UNCERTAIN = "uncertain label"
 BEYOND_GAP = "beyond the time gap"
 STILL = "single-frame still"
 NON_FRONTAL = "non-frontal view"
+UNKNOWN_VIEW = "unknown view"
 EMPTY_REPORT = "empty report"
 UNKNOWN_SPLIT = "unknown split"
 DUPLICATE = "duplicate"
@@ -39,7 +40,7 @@ MISSING_ID = "missing id"
 
 REASONS: tuple[str, ...] = (
     MISSING_FILE, UNREADABLE_FILE, BAD_TIME, NO_TIME, NO_LABEL, UNPARSEABLE_VALUE, UNCERTAIN,
-    BEYOND_GAP, STILL, NON_FRONTAL, EMPTY_REPORT, UNKNOWN_SPLIT, DUPLICATE, NO_SAMPLE,
+    BEYOND_GAP, STILL, NON_FRONTAL, UNKNOWN_VIEW, EMPTY_REPORT, UNKNOWN_SPLIT, DUPLICATE, NO_SAMPLE,
     MISSING_ID,
 )
 
@@ -74,6 +75,7 @@ class Account:
         self.dataset = dataset
         self.settings: dict[str, Any] = dict(settings or {})
         self.notes: dict[str, Any] = {}
+        self.messages: list[str] = []  # what the user must know (a fallback, a layout found)
         self.outputs: dict[str, Any] = {}
         self.sources: dict[str, SourceTally] = {}
         self.progress = progress  # a rich Progress: one live row counter per source
@@ -111,6 +113,10 @@ class Account:
         examples = self.sources[source].examples[reason]
         examples.extend(refs[1:MAX_EXAMPLES - len(examples) + 1])
 
+    def say(self, text: str) -> None:
+        """A message printed under the table and kept in ``account.json``."""
+        self.messages.append(text)
+
     def dropped(self, source: str) -> dict[str, int]:
         """reason -> count for one source (empty when nothing was dropped)."""
         return dict(self.sources[source].dropped) if source in self.sources else {}
@@ -120,6 +126,7 @@ class Account:
             "dataset": self.dataset,
             "settings": self.settings,
             "notes": self.notes,
+            "messages": self.messages,
             "sources": {k: v.to_dict() for k, v in self.sources.items()},
             "outputs": self.outputs,
         }
@@ -141,6 +148,8 @@ class Account:
             why = ", ".join(f"{r}: {n}" for r, n in sorted(t.dropped.items())) or "-"
             table.add_row(name, str(t.read), str(t.kept), why)
         (console or Console()).print(table)
+        for text in self.messages:
+            (console or Console()).print(text, markup=False, highlight=False)
         if self.outputs:
             (console or Console()).print(f"wrote {self.outputs}")
 
@@ -163,11 +172,23 @@ def labels_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=LABEL_COLUMNS)
 
 
+def table_path(path: Path) -> Path | None:
+    """The table as released, gzipped or not: ``x.csv`` or ``x.csv.gz`` (either name may be
+    given; the exact one wins), or None when neither exists."""
+    path = Path(path)
+    other = path.with_name(path.name[:-3]) if path.name.endswith(".gz") \
+        else path.with_name(path.name + ".gz")
+    return next((p for p in (path, other) if p.is_file()), None)
+
+
 def read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
-    """Read a CSV (gzipped or not) as strings; a missing file names itself."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: required file not found")
-    return pd.read_csv(path, dtype=str, keep_default_na=True, **kwargs)
+    """Read a CSV as strings, from ``path`` or its gzipped / plain twin (:func:`table_path`);
+    a missing file names both."""
+    found = table_path(path)
+    if found is None:
+        alt = path.name[:-3] if path.name.endswith(".gz") else path.name + ".gz"
+        raise FileNotFoundError(f"{path}: required file not found (nor {alt})")
+    return pd.read_csv(found, dtype=str, keep_default_na=True, **kwargs)
 
 
 def require_columns(df: pd.DataFrame, path: Path, columns: Iterable[str]) -> None:

@@ -2,7 +2,9 @@
 
 - ``cxr_image`` samples from ``mimic-cxr-2.0.0-metadata.csv``; the image is
   ``files/p{subject[:2]}/p{subject}/s{study}/{dicom_id}.jpg``. Frontal views (PA, AP)
-  only unless ``all_views``. The time is StudyDate (YYYYMMDD) + StudyTime (HHMMSS.fff,
+  only unless ``all_views``; an empty ViewPosition is dropped as "unknown view".
+  Every table is read as released, ``.csv.gz`` (MIMIC-CXR-JPG 2.x) or ``.csv``.
+  The time is StudyDate (YYYYMMDD) + StudyTime (HHMMSS.fff,
   leading zeros lost in the CSV: zero-padded to six digits before the decimal).
 - ``cxr_text`` samples (inline) from ``files/p../p{subject}/s{study}.txt``: the FINDINGS
   and IMPRESSION sections, else the last paragraph; at the study's earliest image time.
@@ -31,6 +33,7 @@ from clerc.adapters.common import (
     NON_FRONTAL,
     UNCERTAIN,
     UNKNOWN_SPLIT,
+    UNKNOWN_VIEW,
     UNPARSEABLE_VALUE,
     Account,
     Part,
@@ -39,6 +42,7 @@ from clerc.adapters.common import (
     read_csv,
     require_columns,
     samples_frame,
+    table_path,
     text_or_none,
 )
 
@@ -115,7 +119,8 @@ def _images(root: Path, all_views: bool, account: Account) -> tuple[list, dict]:
             first[study] = (pid, t)
         view = text_or_none(r.ViewPosition)
         if not all_views and view not in FRONTAL:
-            account.drop(METADATA, NON_FRONTAL, f"{ref} ViewPosition={view!r}")
+            account.drop(METADATA, NON_FRONTAL if view else UNKNOWN_VIEW,
+                         f"{ref} ViewPosition={view!r}")
             continue
         jpg = study_dir(root, pid, study) / f"{dicom}.jpg"
         if not jpg.is_file():
@@ -189,9 +194,10 @@ def _labels(root: Path, first: dict, uncertain: str, account: Account) -> list[d
 
 def official_splits(root: Path, account: Account) -> dict[str, str]:
     """subject_id -> train/val/test from the split file (absent file: no official split)."""
-    path = root / SPLIT
-    if not path.is_file():
-        account.notes["cxr_official_split"] = f"{path} not found: splits hashed from the seed"
+    path = table_path(root / SPLIT)
+    if path is None:
+        account.notes["cxr_official_split"] = (f"{root / SPLIT}(.gz) not found: splits hashed "
+                                               "from the seed")
         return {}
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "split"))

@@ -5,6 +5,13 @@ Each record gives an ``ecg_waveform`` sample (path = the WFDB ``.hea`` file, whi
 gives an ``ecg_text`` sample (inline: the non-empty ``report_0`` .. ``report_17`` joined
 with ". ") and the labels ``rbbb``, ``lbbb``, ``pacemaker`` read from that text
 (:mod:`clerc.adapters.labels`). Study ids are prefixed ``ecg:``.
+
+Both public layouts are read: the full release (records under ``files/pNNNN/pSUBJECT/
+sSTUDY/``, with ``machine_measurements.csv``) and the public demo (no ``pNNNN`` group
+folder, 9-digit study ids, times with seconds, no ``machine_measurements.csv``). A record
+whose listed ``path`` is missing is looked for in either folder layout. Without machine
+measurements every waveform is kept as a waveform-only sample (counted in
+``notes.ecg_waveform_only`` and said after the table); tables may be gzipped.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from clerc.adapters.common import (
     read_csv,
     require_columns,
     samples_frame,
+    table_path,
     text_or_none,
 )
 from clerc.adapters.labels import ecg_labels
@@ -41,6 +49,23 @@ def join_report(row: Any) -> str | None:
     parts = [text_or_none(getattr(row, c, None)) for c in REPORT_COLUMNS]
     kept = [p for p in parts if p]
     return ". ".join(kept) if kept else None
+
+
+def _has_record(rec: Path) -> bool:
+    return all(rec.with_name(rec.name + ext).is_file() for ext in (".hea", ".dat"))
+
+
+def find_record(root: Path, listed: Any, subject: str, study: str) -> Path:
+    """The WFDB record of a row: the listed ``path``, else the study's folder in the full
+    release's layout (``files/pNNNN/pSUBJECT/sSTUDY/STUDY``) or the demo's (no ``pNNNN``
+    group folder, ``files/pSUBJECT/sSTUDY/STUDY``); the listed path when none exists."""
+    first = resolve_path(root, str(listed).strip()) if text_or_none(listed) else None
+    candidates = [first] if first is not None else []
+    for base in (root / "files" / f"p{subject[:4]}" / f"p{subject}",
+                 root / "files" / f"p{subject}"):
+        candidates.append(base / f"s{study}" / study)
+    hit = next((c for c in candidates if _has_record(c)), None)
+    return hit or candidates[0]
 
 
 def _waveforms(root: Path, account: Account) -> tuple[list[dict], dict[str, Any]]:
@@ -61,9 +86,9 @@ def _waveforms(root: Path, account: Account) -> tuple[list[dict], dict[str, Any]
             account.drop(RECORDS, reason, f"{ref} ecg_time={r.ecg_time!r}")
             continue
         times[study] = t
-        rec = resolve_path(root, r.path)
-        hea, dat = rec.with_name(rec.name + ".hea"), rec.with_name(rec.name + ".dat")
-        if not hea.is_file() or not dat.is_file():
+        rec = find_record(root, r.path, pid, study)
+        hea = rec.with_name(rec.name + ".hea")
+        if not _has_record(rec):
             account.drop(RECORDS, MISSING_FILE, f"{ref} path={hea}")
             continue
         account.keep(RECORDS)
@@ -74,7 +99,13 @@ def _waveforms(root: Path, account: Account) -> tuple[list[dict], dict[str, Any]
 
 
 def _reports(root: Path, times: dict[str, Any], account: Account) -> tuple[list, list]:
-    path = root / MEASUREMENTS
+    path = table_path(root / MEASUREMENTS)
+    if path is None:
+        account.notes["ecg_layout"] = "waveforms only (no machine_measurements.csv: the demo)"
+        account.say(f"MIMIC-IV-ECG: {root / MEASUREMENTS} not found (the public demo ships "
+                    f"none): {len(times)} waveform-only ECGs, no ECG text, no ECG labels")
+        return [], []
+    account.notes["ecg_layout"] = f"waveforms + machine measurements ({path.name})"
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "study_id"))
     samples, labels = [], []
@@ -105,8 +136,10 @@ def _reports(root: Path, times: dict[str, Any], account: Account) -> tuple[list,
 
 
 def read_mimic_ecg(root: str | Path, account: Account) -> Part:
-    """Samples and labels of a MIMIC-IV-ECG copy at ``root``."""
+    """Samples and labels of a MIMIC-IV-ECG copy at ``root`` (full release or demo)."""
     root = Path(root).resolve()
     waves, times = _waveforms(root, account)
     texts, labels = _reports(root, times, account)
+    with_text = {s["study_id"] for s in texts}
+    account.notes["ecg_waveform_only"] = sum(w["study_id"] not in with_text for w in waves)
     return Part(samples_frame(waves + texts), labels_frame(labels))

@@ -3,9 +3,16 @@
 - ``echo_video`` samples from ``echo-record-list.csv`` (``dicom_filepath`` under the
   root) at ``acquisition_datetime`` (else the study's ``study_datetime`` from
   ``echo-study-list.csv``). Single-frame stills (``NumberOfFrames`` absent or 1, read
-  from the header only) are skipped and counted.
-- ``lvef`` labels from ``structured-measurement.csv.gz`` rows with measurement
-  ``lvef`` (result "55", "55%", "55-60" -> midpoint; others dropped and counted), at
+  from the header only) are skipped and counted. Cines without FrameTime, CineRate,
+  RecommendedDisplayFrameRate or FrameTimeVector are kept, counted and said: the reader
+  reads them at the default fps (``CLERC_DEFAULT_FPS``, 30) as well.
+- ``lvef`` labels from the structured measurements, as released under either name
+  (``structured-measurement.csv.gz`` or ``structured_measurement.csv.gz``, or
+  un-gzipped) and in either layout: long (``measurement``, ``result`` rows) or wide (a
+  column per variable). One per measurement set, the first parseable of ``lvef`` (result
+  "55", "55%", "55-60" -> midpoint; with an ``lvef_upper`` of the same set, the midpoint
+  of the two), ``biplane_lvef``, ``lvef_3d``; the others are counted as duplicates, the
+  unparseable as such, and which variable each label came from is in the account. At
   ``measurement_datetime``; the study is the one whose ``measurement_id`` matches in the
   study list, else ``echo:m<measurement_id>``.
 - ``echo_text`` samples (inline), one per measurement set, built from the structured
@@ -39,6 +46,7 @@ from clerc.adapters.common import (
     read_csv,
     require_columns,
     samples_frame,
+    table_path,
     text_or_none,
 )
 from clerc.adapters.labels import lvef_sentence, parse_lvef
@@ -47,24 +55,39 @@ from clerc.data.manifest import resolve_path
 RECORDS = "echo-record-list.csv"
 STUDIES = "echo-study-list.csv"
 MEASUREMENTS = "structured-measurement.csv.gz"
+#: The measurement table's names across releases (each also read un-gzipped).
+MEASUREMENT_FILES = (MEASUREMENTS, "structured_measurement.csv.gz")
+#: LVEF variables in order of preference; ``lvef`` with an ``lvef_upper`` is a range.
+LVEF_VARIABLES = ("lvef", "biplane_lvef", "lvef_3d")
+LVEF_UPPER = "lvef_upper"
+TIMING_TAGS = ("NumberOfFrames", "FrameTime", "CineRate", "RecommendedDisplayFrameRate",
+               "FrameTimeVector")
 REPORTS = "echo reports (built per measurement set)"
 
 
 def frame_count(path: Path) -> int:
     """NumberOfFrames from the DICOM header (1 when absent); pixels are not read."""
+    return header_timing(path)[0]
+
+
+def header_timing(path: Path) -> tuple[int, float | None]:
+    """NumberOfFrames (1 when absent) and the fps the reader would find (None: the reader
+    assumes ``default_fps()``), from the header only."""
     import pydicom
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True,
-                         specific_tags=["NumberOfFrames"])
+    from clerc.data.readers import dicom_fps
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(TIMING_TAGS))
     value = ds.get("NumberOfFrames", 1)
-    return int(value) if value not in (None, "") else 1
+    return (int(value) if value not in (None, "") else 1), dicom_fps(ds)
 
 
 def _studies(root: Path, account: Account) -> tuple[dict, dict]:
     """study_id -> study time; measurement_id -> study_id."""
-    path = root / STUDIES
-    if not path.is_file():
-        account.notes["echo_study_list"] = f"{path} not found: no study times or links"
+    path = table_path(root / STUDIES)
+    if path is None:
+        account.notes["echo_study_list"] = (f"{root / STUDIES}(.gz) not found: no study "
+                                            "times or links")
         return {}, {}
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "study_id", "study_datetime"))
@@ -87,7 +110,7 @@ def _videos(root: Path, study_times: dict, account: Account) -> list[dict]:
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "study_id", "acquisition_datetime",
                                "dicom_filepath"))
-    rows = []
+    rows, no_rate = [], []
     for i, r in enumerate(df.itertuples(index=False), start=2):
         account.read(RECORDS)
         pid, study = id_text(r.subject_id), id_text(r.study_id)
@@ -106,18 +129,32 @@ def _videos(root: Path, study_times: dict, account: Account) -> list[dict]:
             account.drop(RECORDS, MISSING_FILE, f"{ref} path={dcm}")
             continue
         try:
-            frames = frame_count(dcm)
+            frames, fps = header_timing(dcm)
         except Exception as exc:  # noqa: BLE001 - any unreadable header is counted, not fatal
             account.drop(RECORDS, UNREADABLE_FILE, f"{ref}: {type(exc).__name__}: {exc}")
             continue
         if frames <= 1:
             account.drop(RECORDS, STILL, f"{ref} NumberOfFrames={frames}")
             continue
+        if fps is None:
+            no_rate.append(str(dcm))
         account.keep(RECORDS)
         rows.append({"patient_id": pid, "study_id": f"echo:{study}",
                      "sample_id": f"echo:{study}:{dcm.stem}", "modality": "echo_video",
                      "acquired_at": t, "path": str(dcm), "text": None})
+    _say_default_fps(no_rate, account)
     return rows
+
+
+def _say_default_fps(no_rate: list[str], account: Account) -> None:
+    """Cines without timing tags are kept: the reader gives them the default fps too."""
+    from clerc.data.readers import FPS_ENV, default_fps
+
+    account.notes["echo_videos_default_fps"] = len(no_rate)
+    if no_rate:
+        account.say(f"MIMIC-IV-ECHO: {len(no_rate)} cines have no FrameTime, CineRate, "
+                    f"RecommendedDisplayFrameRate or FrameTimeVector; read at the default "
+                    f"{default_fps():g} fps (set {FPS_ENV} to change), e.g. {no_rate[0]}")
 
 
 def _sentence(name: str, result: str | None, unit: str | None) -> str | None:
@@ -129,14 +166,43 @@ def _sentence(name: str, result: str | None, unit: str | None) -> str | None:
     return f"{name}: {result}{' ' + unit if unit else ''}."
 
 
-def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list]:
-    path = root / MEASUREMENTS
-    if not path.is_file():
-        account.notes["echo_measurements"] = f"{path} not found: no LVEF labels, no echo text"
-        return [], []
+def measurement_table(root: Path, account: Account) -> tuple[pd.DataFrame, Path] | None:
+    """The structured measurements in long form (one row per measurement) and the file
+    read, or None. Both published names are accepted (``structured-measurement`` and
+    ``structured_measurement``, gzipped or not), long (``measurement``, ``result``
+    columns) or wide (one column per variable: ``lvef``, ``biplane_lvef``, ...); which
+    file and layout were found is noted in the account."""
+    path = next((p for p in (table_path(root / n) for n in MEASUREMENT_FILES) if p), None)
+    if path is None:
+        account.notes["echo_measurements"] = (f"{root / MEASUREMENTS} not found (nor "
+                                              f"{', '.join(MEASUREMENT_FILES[1:])}, or "
+                                              "un-gzipped): no LVEF labels, no echo text")
+        return None
     df = read_csv(path)
-    require_columns(df, path, ("subject_id", "measurement_id", "measurement_datetime",
-                               "measurement", "result"))
+    ids = ("subject_id", "measurement_id", "measurement_datetime")
+    if {"measurement", "result"} <= set(df.columns):
+        layout = "long"
+    elif "measurement_id" in df.columns and set(LVEF_VARIABLES) & set(df.columns):
+        require_columns(df, path, ids)
+        layout = "wide"
+        keep = [c for c in df.columns if c not in ids]
+        df = df.melt(id_vars=list(ids), value_vars=keep, var_name="measurement",
+                     value_name="result").dropna(subset=["result"])
+        df = df.assign(unit=None).sort_values(["measurement_id"], kind="stable")
+        df = df.reset_index(drop=True)
+    else:
+        layout = "unknown"
+    require_columns(df, path, (*ids, "measurement", "result"))
+    account.notes["echo_measurements"] = f"{path.name}: {layout} layout"
+    account.say(f"MIMIC-IV-ECHO measurements: {path.name}, {layout} layout")
+    return df, path
+
+
+def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list]:
+    found = measurement_table(root, account)
+    if found is None:
+        return [], []
+    df, path = found
     samples: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
     for mid, group in df.groupby("measurement_id", sort=True):
@@ -144,15 +210,21 @@ def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list
         pid = id_text(group["subject_id"].iloc[0])
         study = f"echo:{links[mid]}" if mid in links else f"echo:m{mid}"
         t = parse_time(group["measurement_datetime"].iloc[0])
-        sentences, lvef_done = [], False
+        sentences, lvef_rows, upper = [], [], None
         for i, r in zip(group.index, group.to_dict("records"), strict=True):
             name = str(r["measurement"]).strip()
             result, unit = text_or_none(r["result"]), text_or_none(r.get("unit"))
-            if name.lower() == "lvef":
-                lvef_done = _lvef_label(account, path, i, r, pid, study, t, lvef_done, labels)
+            if name.lower() in LVEF_VARIABLES:
+                lvef_rows.append((i, r, name.lower()))
+            elif name.lower() == LVEF_UPPER:
+                upper = parse_lvef(result)
             s = _sentence(name, result, unit)
             if s:
                 sentences.append(s)
+        done = False
+        for i, r, name in sorted(lvef_rows, key=lambda x: LVEF_VARIABLES.index(x[2])):
+            done = _lvef_label(account, path, i, r, (pid, study, t), done, labels,
+                               upper if name == "lvef" else None)
         account.read(REPORTS)
         if t is None or not sentences:
             account.drop(REPORTS, NO_TIME if t is None else EMPTY_REPORT,
@@ -165,19 +237,28 @@ def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list
     return samples, labels
 
 
-def _lvef_label(account: Account, path: Path, i: int, r: dict, pid: str | None, study: str,
-                t: pd.Timestamp | None, done: bool, labels: list) -> bool:
-    """Append the LVEF label of one row (or count why not); returns whether one exists."""
-    source = f"{MEASUREMENTS} lvef"
+def _lvef_label(account: Account, path: Path, i: int, r: dict, where: tuple, done: bool,
+                labels: list, upper: float | None) -> bool:
+    """Append the LVEF label of one row (or count why not); returns whether one exists.
+
+    ``where`` is (patient, study, time); ``upper`` (``lvef_upper``) makes ``lvef`` the
+    lower bound of a range, labelled with its midpoint."""
+    pid, study, t = where
+    source = f"{MEASUREMENTS if path.name == MEASUREMENTS else path.name} lvef"
     account.read(source)
-    ref = f"{path}:{i + 2} measurement_id={r['measurement_id']} result={r['result']!r}"
+    name = str(r["measurement"]).strip().lower()
+    ref = (f"{path}:{i + 2} measurement_id={r['measurement_id']} {name}={r['result']!r}")
     value = parse_lvef(text_or_none(r["result"]))
+    if value is not None and upper is not None:
+        value = (value + upper) / 2
     reason = (NO_TIME if t is None else UNPARSEABLE_VALUE if value is None
               else DUPLICATE if done else None)
     if reason is not None:
         account.drop(source, reason, ref)
-        return done or False
+        return done
     account.keep(source)
+    used = account.notes.setdefault("lvef_variable_used", {})
+    used[name] = used.get(name, 0) + 1
     labels.append({"patient_id": pid, "study_id": study, "task": "lvef", "value": value,
                    "measured_at": t, "source_modality": "echo_video"})
     return True

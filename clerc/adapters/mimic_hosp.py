@@ -20,6 +20,7 @@ from clerc.adapters.common import (
     id_text,
     read_csv,
     require_columns,
+    table_path,
     text_or_none,
 )
 
@@ -29,8 +30,9 @@ PATIENTS = "patients.csv.gz"
 def _locate(root: Path) -> Path:
     """``root/patients.csv.gz`` or ``root/hosp/patients.csv.gz`` (MIMIC-IV's own layout)."""
     for candidate in (root / PATIENTS, root / "hosp" / PATIENTS):
-        if candidate.is_file():
-            return candidate
+        found = table_path(candidate)
+        if found is not None:
+            return found
     raise FileNotFoundError(f"{root / PATIENTS}: required file not found "
                             f"(also looked for {root / 'hosp' / PATIENTS})")
 

@@ -1,15 +1,17 @@
-"""PTB-XL 1.0.3: 500 Hz WFDB records, cardiologist reports, SCP codes, stratified folds.
+"""PTB-XL 1.0.3: WFDB records, cardiologist reports, SCP codes, stratified folds.
 
 Each row of ``ptbxl_database.csv`` gives an ``ecg_waveform`` sample (``filename_hr`` +
-``.hea``) and an ``ecg_text`` sample (the ``report``, inline, mostly German, not
-translated; languages are counted in the account) at ``recording_date``. Labels come
-from ``scp_codes``: CRBBB -> ``rbbb``, CLBBB -> ``lbbb``, PACE -> ``pacemaker``. A code
-*present* in the dict is positive whatever its likelihood: PTB-XL gives likelihoods only
-for diagnostic statements and writes 0 ("unknown") for form and rhythm statements, so a
-"> 0" rule would erase statements the cardiologist made. Folds: 9 -> val, 10 -> test,
-1-8 -> train (one fold per patient in PTB-XL). Patients: sex 0 -> M, 1 -> F; the anchor
-is the patient's first recording (its age and date). Ages above 89 are coded 300 in
-PTB-XL: those become NaN (unknown) and are counted.
+``.hea``, the 500 Hz ``records500/``; with ``rate=100``, ``filename_lr``, the 100 Hz
+``records100/``; a record missing at the asked rate is taken at the other when present,
+and the account says how many) and an ``ecg_text`` sample (the ``report``, inline,
+mostly German, not translated; languages are counted in the account) at
+``recording_date``. Labels come from ``scp_codes``: CRBBB -> ``rbbb``, CLBBB -> ``lbbb``,
+PACE -> ``pacemaker``. A code *present* in the dict is positive whatever its likelihood:
+PTB-XL gives likelihoods only for diagnostic statements and writes 0 ("unknown") for form
+and rhythm statements, so a "> 0" rule would erase statements the cardiologist made.
+Folds: 9 -> val, 10 -> test, 1-8 -> train (one fold per patient in PTB-XL). Patients:
+sex 0 -> M, 1 -> F; the anchor is the patient's first recording (its age and date). Ages
+above 89 are coded 300 in PTB-XL: those become NaN (unknown) and are counted.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from clerc.adapters.common import (
 DATABASE = "ptbxl_database.csv"
 #: SCP code -> task.
 CODES: dict[str, str] = {"CRBBB": "rbbb", "CLBBB": "lbbb", "PACE": "pacemaker"}
+#: sampling rate (Hz) -> the database column naming its record (records500/, records100/).
+RATE_COLUMNS: dict[int, str] = {500: "filename_hr", 100: "filename_lr"}
 FOLDS: dict[str, str] = {**{str(i): "train" for i in range(1, 9)}, "9": "val", "10": "test"}
 MAX_AGE = 120
 _GERMAN = re.compile(r"\b(?:sinusrhythmus|lagetyp|linkstyp|rechtstyp|steiltyp|ekg|und|kein|"
@@ -88,19 +92,34 @@ def _problem(ecg: str | None, pid: str | None, t: object, split: str | None,
         return BAD_TIME
     if split is None:
         return UNKNOWN_SPLIT
-    if not all(rec.with_name(rec.name + ext).is_file() for ext in (".hea", ".dat")):
+    if not _has_record(rec):
         return MISSING_FILE
     return None
 
 
-def _record(root: Path, r: dict, i: int, account: Account) -> dict | None:
+def _has_record(rec: Path) -> bool:
+    return all(rec.with_name(rec.name + ext).is_file() for ext in (".hea", ".dat"))
+
+
+def _record_path(root: Path, r: dict, rate: int) -> tuple[Path, int]:
+    """The record at ``rate``, else the other rate's when only that one is on disk."""
+    other = 100 if rate == 500 else 500
+    for hz in (rate, other):
+        name = text_or_none(r.get(RATE_COLUMNS[hz]))
+        if name is not None and _has_record(root / name):
+            return root / name, hz
+    return root / str(r.get(RATE_COLUMNS[rate]) or "").strip(), rate
+
+
+def _record(root: Path, r: dict, i: int, account: Account, rate: int,
+            used: dict[int, int]) -> dict | None:
     """The parsed row, or None after counting why it was dropped."""
     path = root / DATABASE
     ecg, pid = id_text(r["ecg_id"]), id_text(r["patient_id"])
     ref = f"{path}:{i} ecg_id={ecg}"
     t = parse_time(r["recording_date"])
     split = FOLDS.get(id_text(r["strat_fold"]) or "")
-    rec = root / str(r["filename_hr"]).strip()
+    rec, hz = _record_path(root, r, rate)
     hea = rec.with_name(rec.name + ".hea")
     reason = _problem(ecg, pid, t, split, rec)
     if reason is not None:
@@ -108,6 +127,7 @@ def _record(root: Path, r: dict, i: int, account: Account) -> dict | None:
                                        f"strat_fold={r['strat_fold']!r} path={hea}")
         return None
     account.keep(DATABASE)
+    used[hz] += 1
     return {"ecg": ecg, "pid": pid, "t": t, "split": split, "hea": hea, "age": _age(r["age"]),
             "sex": {"0": "M", "1": "F"}.get(id_text(r["sex"]) or ""),
             "report": text_or_none(r["report"]), "scp": r["scp_codes"], "ref": ref}
@@ -155,28 +175,44 @@ def _patients(records: list[dict], account: Account) -> tuple[pd.DataFrame, dict
                                        "race"]), folds
 
 
-def adapt_ptbxl(root: str | Path, out: str | Path, *, quiet: bool = False,
+def _say_rates(account: Account, rate: int, used: dict[int, int]) -> None:
+    other = 100 if rate == 500 else 500
+    account.notes["records_by_rate_hz"] = {str(k): v for k, v in used.items()}
+    if used[other]:
+        account.say(f"--rate {rate}: {used[other]} records exist only at {other} Hz "
+                    f"({RATE_COLUMNS[other]}) and were taken at that rate (read back at 500 Hz "
+                    f"by resampling); {used[rate]} at {rate} Hz")
+
+
+def adapt_ptbxl(root: str | Path, out: str | Path, *, rate: int = 500, quiet: bool = False,
                 progress: Any = None) -> Path:
-    """Write the manifest and account.json for a PTB-XL copy at ``root``."""
+    """Write the manifest and account.json for a PTB-XL copy at ``root``, reading the
+    ``rate`` Hz records (500: ``records500/``, 100: ``records100/``) and falling back, per
+    record, to the other rate where only that one is on disk (said and counted)."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
-    account = Account("ptbxl", {"root": str(root), "out": str(out)}, progress=progress)
+    if rate not in RATE_COLUMNS:
+        raise ValueError(f"rate {rate!r}: expected 500 or 100 (Hz)")
+    account = Account("ptbxl", {"root": str(root), "out": str(out), "rate": rate},
+                      progress=progress)
     account.notes["scp_rule"] = "code present in scp_codes (any likelihood, 0 = unknown) -> 1"
     path = root / DATABASE
     df = read_csv(path)
     require_columns(df, path, ("ecg_id", "patient_id", "age", "sex", "recording_date",
-                               "report", "scp_codes", "strat_fold", "filename_hr"))
+                               "report", "scp_codes", "strat_fold", RATE_COLUMNS[rate]))
     records, sample_rows, label_rows = [], [], []
+    used = {500: 0, 100: 0}
     for i, r in enumerate(df.to_dict("records"), start=2):
         account.read(DATABASE)
-        rec = _record(root, r, i, account)
+        rec = _record(root, r, i, account, rate, used)
         if rec is None:
             continue
         records.append(rec)
         s, lab = _rows(rec, account)
         sample_rows += s
         label_rows += lab
+    _say_rates(account, rate, used)
     patients, folds = _patients(records, account)
     splits = assign_splits(patients["patient_id"], 0, folds)
     samples = samples_frame(sample_rows)

@@ -162,3 +162,18 @@ def manifest_hash(root: str | Path) -> str:
     for name in TABLES:
         h.update((Path(root) / f"{name}.parquet").read_bytes())
     return h.hexdigest()
+
+
+def require_disjoint_splits(manifest: Manifest) -> None:
+    """Refuse a manifest with a patient in more than one split: training on a patient that
+    is also scored leaks (the paper splits by patient). The message names the patients."""
+    s = manifest.samples[["patient_id", "split"]].dropna().astype(str).drop_duplicates()
+    counts = s.groupby("patient_id")["split"].agg(lambda v: ", ".join(sorted(v)))
+    both = counts[s.groupby("patient_id").size() > 1]
+    if both.empty:
+        return
+    shown = "; ".join(f"{p}: {v}" for p, v in list(both.items())[:5])
+    raise ValueError(f"{manifest.root / 'samples.parquet'}: {len(both)} patient(s) in more "
+                     f"than one split ({shown}{'; ...' if len(both) > 5 else ''}); splits "
+                     f"must be by patient, or the scores leak. `clerc validate "
+                     f"{manifest.root}` lists every row")

@@ -9,7 +9,8 @@ Layout of the output directory (default ``DIR/packed``):
   (both by atomic rename), so a part marks a finished shard; re-running skips finished
   shards (resume) unless their sample list or a file's size or mtime changed. Rows of
   samples that failed to decode carry their error.
-- ``index.parquet`` (sample_id, modality, shard, offset [bytes], shape), written last, only
+- ``index.parquet`` (sample_id, modality, shard, offset [bytes], shape, fps: the video's
+  frame rate from its file, NaN for non-video; clips are sampled by it), written last, only
   when every shard is finished; ``failed.parquet`` lists skipped samples (``--skip-bad``).
 
 What is stored is :func:`clerc.data.transforms.to_native` of the reader's array: echo
@@ -108,6 +109,8 @@ def _finished(job: ShardJob, skip_bad: bool) -> ShardResult | None:
     if not job.part.is_file() or not (job.out / f"{job.name}.bin").is_file():
         return None
     part = pd.read_parquet(job.part)
+    if "fps" not in part:
+        return None  # written before frame rates were kept
     if list(part["sample_id"]) != [sid for sid, _ in job.samples]:
         return None  # the manifest or the shard size changed
     if "stamp" not in part or list(part["stamp"]) != [_stamp(p) for _, p in job.samples]:
@@ -119,17 +122,24 @@ def _finished(job: ShardJob, skip_bad: bool) -> ShardResult | None:
     return ShardResult(job.name, len(job.samples), failures, resumed=True)
 
 
+def _read_native(modality: str, path: str) -> tuple[np.ndarray, float]:
+    """The native array of a file and its fps (NaN for a kind that is not timed)."""
+    kind = get_kind(get_modality(modality).kind)
+    native = kind.native(modality, kind.read(Path(path)))
+    return kind.array(native), float(native.fps) if kind.timed else float("nan")
+
+
 def write_shard(job: ShardJob, skip_bad: bool,
                 on_sample: Callable[[], None] | None = None) -> ShardResult:
     """Decode the job's samples into ``{name}.bin`` and its part (unless failures block it)."""
-    from clerc.data.readers import ReaderError, read_file
+    from clerc.data.readers import ReaderError
 
     done = _finished(job, skip_bad)
     if done is not None:
         return done
     bin_path = job.out / f"{job.name}.bin"
     tmp = bin_path.with_suffix(".bin.tmp")
-    rows: list[tuple[str, str, str, int, list[int], str, str | None]] = []
+    rows: list[tuple[str, str, str, int, list[int], str, str | None, float]] = []
     failures: list[tuple[str, str, str]] = []
     offset = 0
     with open(tmp, "wb") as f:
@@ -137,14 +147,15 @@ def write_shard(job: ShardJob, skip_bad: bool,
             try:
                 if not path:
                     raise ValueError(f"sample {sid}: {job.modality} sample has no path")
-                native = get_kind(get_modality(job.modality).kind).native
-                arr = encode(job.modality, native(job.modality, read_file(job.modality, path)))
+                native, fps = _read_native(job.modality, path)
+                arr = encode(job.modality, native)
             except (ReaderError, ValueError) as exc:
                 failures.append((sid, path, str(exc)))
-                rows.append((sid, job.modality, job.name, -1, [], path, str(exc)))
+                rows.append((sid, job.modality, job.name, -1, [], path, str(exc), np.nan))
             else:
                 f.write(arr.tobytes())
-                rows.append((sid, job.modality, job.name, offset, list(arr.shape), path, None))
+                rows.append((sid, job.modality, job.name, offset, list(arr.shape), path, None,
+                             fps))
                 offset += arr.nbytes
             if on_sample is not None:
                 on_sample()
@@ -154,7 +165,7 @@ def write_shard(job: ShardJob, skip_bad: bool,
         return ShardResult(job.name, len(job.samples), tuple(failures))
     os.replace(tmp, bin_path)
     part = pd.DataFrame(rows, columns=["sample_id", "modality", "shard", "offset", "shape",
-                                       "path", "error"])
+                                       "path", "error", "fps"])
     part["stamp"] = [_stamp(p) for _, p in job.samples]
     part_tmp = job.part.with_suffix(".parquet.tmp")
     part.to_parquet(part_tmp, index=False)
@@ -205,12 +216,12 @@ def _run_jobs(jobs: list[ShardJob], skip_bad: bool, workers: int,
 def _write_index(out: Path, jobs: list[ShardJob], meta: dict) -> None:
     parts = pd.concat([pd.read_parquet(j.part) for j in jobs], ignore_index=True) if jobs \
         else pd.DataFrame(columns=["sample_id", "modality", "shard", "offset", "shape",
-                                   "path", "error"])
+                                   "path", "error", "fps"])
     bad = parts["error"].notna()
     parts.loc[bad, ["sample_id", "modality", "path", "error"]].to_parquet(out / FAILED,
                                                                           index=False)
     (out / "packed.json").write_text(json.dumps(meta, indent=2))
-    index = parts.loc[~bad, ["sample_id", "modality", "shard", "offset", "shape"]]
+    index = parts.loc[~bad, ["sample_id", "modality", "shard", "offset", "shape", "fps"]]
     tmp = out / (INDEX + ".tmp")
     index.to_parquet(tmp, index=False)
     os.replace(tmp, out / INDEX)
@@ -230,6 +241,11 @@ class PackedStore:
         if not index_file.is_file():
             raise FileNotFoundError(f"{index_file}: no packed index; run `clerc prepare`")
         index = pd.read_parquet(index_file)
+        if "fps" not in index:
+            raise ValueError(f"{index_file}: written by an older `clerc prepare` without frame "
+                             "rates; run `clerc prepare` again (it re-decodes every shard)")
+        self._fps = {str(sid): float(v) for sid, v in zip(index["sample_id"], index["fps"],
+                                                          strict=True)}
         self._entries = {
             str(sid): (str(m), str(shard), int(off), tuple(int(v) for v in shape))
             for sid, m, shard, off, shape in zip(index["sample_id"], index["modality"],
@@ -256,6 +272,11 @@ class PackedStore:
         if not path.is_file():
             return set()
         return set(pd.read_parquet(path, columns=["sample_id"])["sample_id"].astype(str))
+
+    def fps(self, sample_id: str) -> float:
+        """The frame rate the video's file gave (or the default it was read with)."""
+        self._entry(sample_id)
+        return self._fps[sample_id]
 
     def modality_of(self, sample_id: str) -> str:
         return self._entry(sample_id)[0]

@@ -13,17 +13,23 @@ Decisions:
   as flat, which :func:`is_flat` detects (``clerc validate --deep`` reports it).
 - ECGs shorter than 10 s are zero-padded at the end; longer ones keep the first 10 s.
 - A .npy ECG carries no lead names or rate: it must be (12, L) in ``ECG_LEADS`` order, mV,
-  500 Hz. A .npy video carries no rate: its fps is :data:`NPY_FPS`.
-- DICOM pixel data with more than 8 bits stored is scaled linearly from
-  ``[0, 2**BitsStored - 1]`` to ``[0, 255]``; MONOCHROME1 is inverted.
-- A multi-frame DICOM needs FrameTime (ms), CineRate, RecommendedDisplayFrameRate or
-  FrameTimeVector for its fps; a single-frame still without them gets fps 0.0 (one frame).
+  500 Hz.
+- DICOM pixels go through pydicom's own display pipeline (:func:`dicom_display`): palette
+  colour LUT, YBR -> RGB, Modality LUT / rescale, VOI LUT / window, MONOCHROME1 inversion,
+  then luma. JPEG baseline, JPEG lossless and JPEG 2000 decode through pylibjpeg's plugins
+  (dependencies of the package) or Pillow.
+- A video's fps comes from the file: the container's rate, or DICOM FrameTime (ms),
+  CineRate, RecommendedDisplayFrameRate or FrameTimeVector. A video with none (a .npy, a
+  DICOM cine without those tags) gets :func:`default_fps` (30, or ``$CLERC_DEFAULT_FPS``)
+  and a :class:`NoFrameRateWarning`; a single-frame DICOM still gets fps 0.0.
 
 Every failure raises :class:`ReaderError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -36,8 +42,13 @@ from clerc.modalities import ECG_LEADS, get_modality
 #: ECG sampling rate (Hz) and length (samples) of the native array.
 ECG_FS = 500
 ECG_LENGTH = 5000
-#: fps given to .npy videos, which carry no timing (the native echo rate).
-NPY_FPS = 30.0
+#: fps assumed for a video whose file gives none (a .npy video; a DICOM cine without
+#: FrameTime, CineRate, RecommendedDisplayFrameRate or FrameTimeVector), with a
+#: :class:`NoFrameRateWarning`; the environment variable ``CLERC_DEFAULT_FPS`` overrides it.
+#: The adapters, ``validate``, ``prepare``, training and embedding all read it through
+#: :func:`default_fps`.
+DEFAULT_FPS = 30.0
+FPS_ENV = "CLERC_DEFAULT_FPS"
 
 VIDEO_CONTAINERS = (".avi", ".mp4", ".mov", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -82,7 +93,8 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     if suffix in (".dcm", ".dicom"):
         return _read_dicom(path)
     if suffix == ".npy":
-        return _video_from_npy(path), NPY_FPS
+        frames = _video_from_npy(path)
+        return frames, _assumed_fps(None, ".npy videos carry no frame rate")
     raise ReaderError(f"{path}: unsupported video file type {suffix!r}; expected one of "
                       f"{', '.join(VIDEO_CONTAINERS)}, .dcm or .npy")
 
@@ -124,8 +136,37 @@ def _video_from_npy(path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _dicom_fps(ds: Any, path: Path, n_frames: int) -> float:
-    """Frame rate from FrameTime (ms), CineRate, RecommendedDisplayFrameRate or FrameTimeVector."""
+class NoFrameRateWarning(UserWarning):
+    """A video whose file gives no frame rate; :func:`default_fps` is assumed."""
+
+
+def default_fps() -> float:
+    """The fps assumed for a video that gives none: ``$CLERC_DEFAULT_FPS`` or 30."""
+    raw = os.environ.get(FPS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_FPS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or not np.isfinite(value):
+        raise ReaderError(f"{FPS_ENV}={raw!r}: expected a positive number of frames per second")
+    return value
+
+
+def _assumed_fps(path: Path | None, why: str) -> float:
+    """The default fps, with a warning naming the file (``None``: one message for every
+    file of a kind, which Python's default filter shows once)."""
+    fps = default_fps()
+    where = f"{path}: " if path is not None else ""
+    warnings.warn(f"{where}{why}; assuming {fps:g} fps (set {FPS_ENV} to change)",
+                  NoFrameRateWarning, stacklevel=3)
+    return fps
+
+
+def dicom_fps(ds: Any) -> float | None:
+    """Frame rate from FrameTime (ms), CineRate, RecommendedDisplayFrameRate or the mean of
+    FrameTimeVector (ms, first entry 0); None when the dataset gives none."""
     frame_time = ds.get("FrameTime")
     if frame_time not in (None, "") and float(frame_time) > 0:
         return 1000.0 / float(frame_time)
@@ -138,32 +179,38 @@ def _dicom_fps(ds: Any, path: Path, n_frames: int) -> float:
         mean_ms = float(np.mean([float(v) for v in list(vector)[1:]]))
         if mean_ms > 0:
             return 1000.0 / mean_ms
+    return None
+
+
+def _dicom_fps(ds: Any, path: Path, n_frames: int) -> float:
+    """The file's fps; a still gets 0.0, a cine without timing tags the default + a warning."""
+    fps = dicom_fps(ds)
+    if fps is not None:
+        return fps
     if n_frames == 1:
         return 0.0
-    raise ReaderError(f"{path}: multi-frame DICOM without FrameTime, CineRate, "
-                      "RecommendedDisplayFrameRate or FrameTimeVector; cannot tell its fps")
+    return _assumed_fps(path, "multi-frame DICOM without FrameTime, CineRate, "
+                              "RecommendedDisplayFrameRate or FrameTimeVector")
 
 
 def _dicom_pixels(path: Path) -> tuple[np.ndarray, Any]:
-    """Grayscale uint8 (T, H, W) pixels and the dataset of a DICOM file."""
+    """Grayscale uint8 (T, H, W) display pixels and the dataset of a DICOM file.
+
+    pydicom decodes (with pylibjpeg / Pillow for JPEG, JPEG 2000, RLE) and converts YBR to
+    RGB; :func:`dicom_display` then applies the display pipeline.
+    """
     import pydicom
 
     _check_file(path)
     try:
         ds = pydicom.dcmread(path)
-        arr = np.asarray(ds.pixel_array)
+        arr = dicom_display(np.asarray(ds.pixel_array), ds)
+    except ReaderError:
+        raise
     except Exception as exc:  # pydicom raises many types for corrupt or truncated files
         raise ReaderError(f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: "
                           f"{exc})") from exc
     n_frames = int(ds.get("NumberOfFrames") or 1)
-    samples = int(ds.get("SamplesPerPixel") or 1)
-    if samples == 3:
-        arr = _rgb_to_gray(arr if arr.dtype == np.uint8 else _to_uint8(arr, ds))
-    elif samples != 1:
-        raise ReaderError(f"{path}: SamplesPerPixel {samples}; expected 1 or 3")
-    arr = _to_uint8(arr, ds)
-    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        arr = 255 - arr
     if arr.ndim == 2 and n_frames == 1:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != n_frames:
@@ -172,15 +219,67 @@ def _dicom_pixels(path: Path) -> tuple[np.ndarray, Any]:
     return np.ascontiguousarray(arr), ds
 
 
-def _to_uint8(arr: np.ndarray, ds: Any) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
+def dicom_display(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """Decoded pixel data -> grayscale uint8 as a viewer shows it, with pydicom's handlers.
+
+    - PALETTE COLOR: ``apply_color_lut`` -> RGB -> luma (ITU-R 601).
+    - RGB (and YBR, which pydicom's decoding already gives as RGB): luma; more than 8 bits
+      stored are scaled linearly from ``[0, 2**BitsStored - 1]``.
+    - MONOCHROME1/2: ``apply_modality_lut`` (rescale or Modality LUT Sequence), then
+      ``apply_voi_lut`` (VOI LUT Sequence first, else the first window); the result is
+      scaled linearly from the output range the standard gives that step (the LUT's bit
+      depth, the window's ``[y_min, y_max]``, else the modality output range) to 0-255.
+      MONOCHROME1 is then inverted (white = low values).
+    """
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        return _rgb_to_gray(_scale(rgb, 0.0, float(2**depth - 1)))
+    if samples == 3:
+        if arr.dtype != np.uint8:
+            arr = _scale(arr, 0.0, float(2 ** int(ds.get("BitsStored") or 8) - 1))
+        return _rgb_to_gray(arr)
+    if samples != 1:
+        raise ReaderError(f"SamplesPerPixel {samples}; expected 1 or 3")
+    if not photometric.startswith("MONOCHROME"):
+        raise ReaderError(f"PhotometricInterpretation {photometric!r} with one sample per "
+                          "pixel; expected MONOCHROME1, MONOCHROME2 or PALETTE COLOR")
+    lo, hi = _voi_range(ds)
+    out = _scale(apply_voi_lut(apply_modality_lut(arr, ds), ds), lo, hi)
+    return 255 - out if photometric == "MONOCHROME1" else out
+
+
+def _voi_range(ds: Any) -> tuple[float, float]:
+    """The output range of the modality + VOI steps (DICOM PS3.3 C.11), as pydicom applies
+    them: a VOI LUT's bit depth, else a window's ``[y_min, y_max]``, else the modality
+    output (a Modality LUT's bit depth, else the stored range rescaled)."""
+    if ds.get("VOILUTSequence"):
+        return 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+    if ds.get("ModalityLUTSequence"):
+        return 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
     bits = int(ds.get("BitsStored") or 8)
-    top = float(2**bits - 1)
-    if np.issubdtype(arr.dtype, np.signedinteger):
-        arr = arr.astype(np.float32) + 2 ** (bits - 1)
-    scaled = np.clip(arr.astype(np.float32) * (255.0 / top), 0, 255)
-    return np.rint(scaled).astype(np.uint8)
+    if int(ds.get("PixelRepresentation") or 0) == 0:
+        lo, hi = 0.0, float(2**bits - 1)
+    else:
+        lo, hi = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        lo, hi = sorted((lo * float(slope) + float(intercept),
+                         hi * float(slope) + float(intercept)))
+    return lo, hi
+
+
+def _scale(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linear map of ``[lo, hi]`` to uint8 ``[0, 255]`` (clipped, rounded)."""
+    if arr.dtype == np.uint8 and (lo, hi) == (0.0, 255.0):
+        return arr
+    span = hi - lo if hi > lo else 1.0
+    scaled = (np.asarray(arr, dtype=np.float64) - lo) * (255.0 / span)
+    return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
 
 
 def _read_dicom(path: Path) -> tuple[np.ndarray, float]:
@@ -337,25 +436,34 @@ def _present(value: Any) -> bool:
     return not (value is None or pd.isna(value) or str(value) == "")
 
 
+def sample_file(manifest: Any, row: Any) -> Path:
+    """The file of a samples-table row (a row without a path is named)."""
+    if not _present(row.get("path")):
+        raise ReaderError(f"sample {row['sample_id']}: {row['modality']} sample has no path")
+    return manifest.resolve(str(row["path"]))
+
+
 def load_sample(manifest: Any, row: Any) -> np.ndarray | str:
     """The native array (or text) of one samples-table row, by the modality's kind.
 
     ``row`` is a mapping (a ``pd.Series`` row of ``manifest.samples`` or a dict); video
-    returns the frames only (use :func:`read_video` for the fps).
+    returns the frames only (:func:`load_video` gives the fps too).
     """
     modality = get_modality(str(row["modality"]))
-    path = row.get("path")
     if modality.is_text:
         text = row.get("text")
         if _present(text):
             return str(text)
-        if not _present(path):
+        if not _present(row.get("path")):
             raise ReaderError(f"sample {row['sample_id']}: text sample has neither text nor "
                               "path")
-        return read_text(manifest.resolve(str(path)))
-    if not _present(path):
-        raise ReaderError(f"sample {row['sample_id']}: {modality.name} sample has no path")
-    return read_file(modality.name, manifest.resolve(str(path)))
+        return read_text(manifest.resolve(str(row["path"])))
+    return read_file(modality.name, sample_file(manifest, row))
+
+
+def load_video(manifest: Any, row: Any) -> tuple[np.ndarray, float]:
+    """Frames and fps of a video row (see :func:`read_video`)."""
+    return read_video(sample_file(manifest, row))
 
 
 def read_file(modality: str, path: str | Path) -> Any:
@@ -363,4 +471,5 @@ def read_file(modality: str, path: str | Path) -> Any:
     frames without fps, an ECG array, an image array, a report's text."""
     from clerc.kinds import get_kind
 
-    return get_kind(get_modality(modality).kind).read(Path(path))
+    kind = get_kind(get_modality(modality).kind)
+    return kind.array(kind.read(Path(path)))

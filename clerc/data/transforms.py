@@ -2,8 +2,11 @@
 
 Uint8 stays uint8 (normalisation happens on the model's device); random transforms take an
 explicit ``np.random.Generator``. Sizes are arguments so a tiny config can use e.g. 8 frames
-at 64 px; the defaults are the paper's (16 frames every other frame at 112 px, 2500-sample
-ECG crops, 224 px crops of 256 px CXRs).
+at 64 px; the defaults are the paper's (16 frames at 15 frames/s -- every other frame of a
+30 fps echo -- at 112 px, 2500-sample ECG crops, 224 px crops of 256 px CXRs). Clips are
+sampled by time: a video's own fps (from its file, kept in the packed index) decides
+which frames a clip takes, so a 50 fps or a 15 fps video covers the same span as a 30 fps
+one.
 
 :func:`to_native` turns a reader's output into the modality's native shape (echo: sector
 crop to 112; angio: scaled to 112; CXR: shorter side to 256 then centre crop); ``clerc
@@ -18,6 +21,9 @@ import numpy as np
 
 VIDEO_SIZE = 112
 IMAGE_BASE = 256
+#: Clips are sampled at this rate whatever the native one: the paper's 16 frames, every
+#: other frame of a 30 fps echo, span 16 / 15 s of the cardiac cycle.
+CLIP_FPS = 15.0
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -33,33 +39,44 @@ def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def _clip_indices(n_frames: int, start: int, frames_out: int, stride: int) -> np.ndarray:
-    """Frame indices of a clip; past the end the video loops."""
-    return (start + stride * np.arange(frames_out)) % n_frames
+def clip_offsets(frames_out: int, fps: float, clip_fps: float = CLIP_FPS) -> np.ndarray:
+    """Frame offsets (from the clip's first frame) of ``frames_out`` frames sampled at
+    ``clip_fps`` from a video at ``fps``: the frame nearest each time ``k / clip_fps``.
+
+    At 30 fps and the paper's 15 this is every other frame (0, 2, 4, ...); at 50 fps it is
+    0, 3, 7, 10, ...; at 15 fps every frame; at 7.5 fps each frame twice.
+    """
+    if not fps > 0 or not clip_fps > 0:
+        raise ValueError(f"clip sampling needs positive frame rates, got fps={fps!r} and "
+                         f"clip_fps={clip_fps!r}")
+    return np.floor(np.arange(frames_out) * (float(fps) / float(clip_fps)) + 0.5).astype(np.int64)
 
 
-def _span(frames_out: int, stride: int) -> int:
-    return (frames_out - 1) * stride + 1
+def clip_span(frames_out: int, fps: float, clip_fps: float = CLIP_FPS) -> int:
+    """Native frames one clip covers, first to last inclusive."""
+    return int(clip_offsets(frames_out, fps, clip_fps)[-1]) + 1
 
 
-def video_clip(frames: np.ndarray, *, frames_out: int = 16, stride: int = 2,
-               size: int = VIDEO_SIZE, train: bool, rng: np.random.Generator | None = None,
-               start: int | None = None, pad: int = 12) -> np.ndarray:
-    """One clip ``uint8 (frames_out, size, size)`` of ``frames`` (T, H, W).
+def video_clip(frames: np.ndarray, *, fps: float, clip_fps: float = CLIP_FPS,
+               frames_out: int = 16, size: int = VIDEO_SIZE, train: bool,
+               rng: np.random.Generator | None = None, start: int | None = None,
+               pad: int = 12) -> np.ndarray:
+    """One clip ``uint8 (frames_out, size, size)`` of ``frames`` (T, H, W) recorded at ``fps``.
 
-    Frames ``start, start + stride, ...`` (looping when the video is short). ``start``
-    defaults to a random one when training and to the centred clip otherwise. Frames are
-    scaled to ``size`` if they are not; training then pads ``pad`` px per side with black
-    and crops back to ``size`` at a random offset.
+    ``frames_out`` frames at ``clip_fps`` (:func:`clip_offsets`) from frame ``start``,
+    looping when the video is short. ``start`` defaults to a random one when training and
+    to the centred clip otherwise. Frames are scaled to ``size`` if they are not; training
+    then pads ``pad`` px per side with black and crops back to ``size`` at a random offset.
     """
     _check_video(frames)
     if train and rng is None:
         raise ValueError("video_clip(train=True) needs an rng (np.random.Generator)")
     n = frames.shape[0]
-    latest = max(n - _span(frames_out, stride), 0)
+    offsets = clip_offsets(frames_out, fps, clip_fps)
+    latest = max(n - int(offsets[-1]) - 1, 0)
     if start is None:
         start = int(rng.integers(0, latest + 1)) if train and rng else latest // 2
-    clip = resize_frames(frames[_clip_indices(n, start, frames_out, stride)], size, size)
+    clip = resize_frames(frames[(start + offsets) % n], size, size)
     if train and rng and pad > 0:
         clip = _pad_random_crop(clip, pad, size, rng)
     return np.ascontiguousarray(clip)
@@ -77,30 +94,36 @@ def _pad_random_crop(clip: np.ndarray, pad: int, size: int,
     return out
 
 
-def clip_starts(n_frames: int, *, frames_out: int = 16, stride: int = 2,
+def clip_starts(n_frames: int, *, fps: float, clip_fps: float = CLIP_FPS, frames_out: int = 16,
                 max_clips: int | None = None) -> np.ndarray:
-    """Evenly spaced clip starts from 0 to the last full clip, covering every frame span."""
-    span = _span(frames_out, stride)
+    """Evenly spaced clip starts from 0 to the last full clip, covering every frame.
+
+    Consecutive starts are at most one clip duration (``frames_out / clip_fps`` seconds)
+    apart.
+    """
+    span = clip_span(frames_out, fps, clip_fps)
     if n_frames <= span:
         return np.zeros(1, dtype=np.int64)
-    k = math.ceil((n_frames - span) / (frames_out * stride)) + 1
+    step = frames_out * float(fps) / float(clip_fps)
+    k = math.ceil((n_frames - span) / step) + 1
     if max_clips is not None:
         k = max(1, min(k, max_clips))
     return np.unique(np.rint(np.linspace(0, n_frames - span, k)).astype(np.int64))
 
 
-def video_clips_covering(frames: np.ndarray, *, frames_out: int = 16, stride: int = 2,
-                         size: int = VIDEO_SIZE, max_clips: int | None = None) -> np.ndarray:
+def video_clips_covering(frames: np.ndarray, *, fps: float, clip_fps: float = CLIP_FPS,
+                         frames_out: int = 16, size: int = VIDEO_SIZE,
+                         max_clips: int | None = None) -> np.ndarray:
     """Evaluation clips ``uint8 (K, frames_out, size, size)`` covering the whole video.
 
-    Consecutive clips start at most ``frames_out * stride`` frames apart, the first at frame
-    0 and the last ending on the last frame (see :func:`clip_starts`).
+    The first starts at frame 0 and the last ends on the last frame (see
+    :func:`clip_starts`).
     """
     _check_video(frames)
-    starts = clip_starts(frames.shape[0], frames_out=frames_out, stride=stride,
+    starts = clip_starts(frames.shape[0], fps=fps, clip_fps=clip_fps, frames_out=frames_out,
                          max_clips=max_clips)
-    return np.stack([video_clip(frames, frames_out=frames_out, stride=stride, size=size,
-                                train=False, start=int(s)) for s in starts])
+    return np.stack([video_clip(frames, fps=fps, clip_fps=clip_fps, frames_out=frames_out,
+                                size=size, train=False, start=int(s)) for s in starts])
 
 
 def _check_video(frames: np.ndarray) -> None:

@@ -40,8 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from clerc.evaluate.registry import task_names
 
     names = task_names()
+    from clerc.models.cli import add_model_arguments
+
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint (.pt); not needed with --embeddings")
+                        help="checkpoint (.pt); not needed with --embeddings or --model")
+    add_model_arguments(parser)
     parser.add_argument("--data", type=Path, default=None,
                         help=f"manifest directory (default: the synthetic cohort at {DEFAULT_DATA},"
                              " written if missing)")
@@ -111,7 +114,7 @@ def _embeddings(args: argparse.Namespace, data: Path, prompts: list[str], consol
     if args.embeddings is not None:
         emb = Embeddings.load(args.embeddings)
         missing = [p for p in prompts if p not in emb.prompt_texts]
-        if missing:
+        if missing and emb.header.get("text_side", True):
             raise ValueError(f"{args.embeddings}: {len(missing)} prompts were not embedded "
                              f"(first {missing[0]!r}); re-run `clerc embed` with this "
                              "--tasks-file")
@@ -121,9 +124,12 @@ def _embeddings(args: argparse.Namespace, data: Path, prompts: list[str], consol
                           f"version of the manifest in {data}; labels are matched by sample "
                           "and study ids", highlight=False)
         return emb
-    if args.checkpoint is None:
-        raise ValueError("give --checkpoint (or --embeddings FILE)")
-    computed, _ = embed_cached(args.checkpoint, data, prompts,
+    from clerc.models.cli import source_from_args
+
+    source = source_from_args(args)
+    if source is None:
+        raise ValueError("give --checkpoint, --model or --embeddings FILE")
+    computed, _ = embed_cached(source, data, prompts,
                                device=args.device or default_device(),
                                batch_size=args.batch_size, workers=args.workers)
     return computed
@@ -150,7 +156,9 @@ def _provenance(args: argparse.Namespace, emb: Any, data: Path, tasks: list[str]
         embeddings_manifest_hash=h.get("manifest_hash"), model_config=h.get("config"),
         data=str(data), tasks=tasks, bootstrap=args.bootstrap, max_gap_days=args.max_gap_days,
         tasks_file=str(args.tasks_file) if args.tasks_file else None,
-        supervised=str(args.supervised) if args.supervised else None, stage_seconds=stages)
+        supervised=str(args.supervised) if args.supervised else None, stage_seconds=stages,
+        model=h.get("model"), model_args=h.get("model_args"),
+        modalities_encoded=h.get("modalities"), text_side=h.get("text_side"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,10 +194,11 @@ def _read_supervised(path: Path) -> Any:
 def _run(args: argparse.Namespace, console: Any) -> int:
     from datetime import timedelta
 
-    from clerc.data.manifest import read_manifest
+    from clerc.data.manifest import read_manifest, require_disjoint_splits
     from clerc.evaluate.cohort import cohort
     from clerc.evaluate.registry import Context, all_prompts, load_definitions, load_tasks
     from clerc.evaluate.results import TaskResult, write_predictions, write_results
+    from clerc.models.applicable import mark_not_applicable
 
     _check_inputs(args)
     stage = Stages(console)
@@ -197,6 +206,7 @@ def _run(args: argparse.Namespace, console: Any) -> int:
     with stage("cohort"):
         data = args.data if args.data is not None else ensure_default_cohort()
         manifest = read_manifest(data)
+        require_disjoint_splits(manifest)  # before embedding, which can take hours
         defs = load_definitions(args.tasks_file)
     with stage("embed"):
         emb = _embeddings(args, data, all_prompts(defs), console)
@@ -211,7 +221,7 @@ def _run(args: argparse.Namespace, console: Any) -> int:
     for name in tasks:
         with stage(f"task {name}"), console.status(f"task {name} (bootstrap {args.bootstrap})"):
             produced += registry.get(name).run(ctx)
-    records = list(produced.records)
+    records = mark_not_applicable(list(produced.records), emb.header)
     with stage("write"):
         out = Path(args.out)
         results = write_results(out / "results.json", records,

@@ -31,19 +31,21 @@ import numpy as np
 from clerc.data.inputs import eval_views, load_input
 from clerc.data.manifest import Manifest, manifest_hash
 from clerc.evaluate.embeddings import Embeddings, normalize_rows
-from clerc.evaluate.results import file_hash
 from clerc.kinds import ecg_views  # noqa: F401  (kept importable from here)
 from clerc.modalities import MODALITY_NAMES, get_modality
 
 #: Bumped when the way embeddings are computed changes (old cache files then miss).
-EMBED_VERSION = 1
+EMBED_VERSION = 2  # 2: video clips sampled by time (each video's own fps)
 CACHE_DIR = "embeddings"
 
 
-def cache_key(checkpoint: str | Path, manifest: Manifest, prompts: list[str]) -> str:
-    """Hash of everything an embedding file depends on."""
+def cache_key(checkpoint: Any, manifest: Manifest, prompts: list[str]) -> str:
+    """Hash of everything an embedding file depends on. ``checkpoint`` is a checkpoint path
+    or a model source (``clerc.models.source``: code, weights, arguments, view sizes)."""
+    from clerc.models.source import as_source
+
     h = hashlib.sha256(f"clerc-embed-v{EMBED_VERSION}\n".encode())
-    h.update(file_hash(checkpoint).encode())
+    h.update(as_source(checkpoint).identity().encode())
     h.update(manifest_hash(manifest.root).encode())
     for p in manifest.samples["path"].dropna().astype(str):
         f = manifest.resolve(p)
@@ -60,8 +62,9 @@ def cache_path(data_dir: str | Path, key: str) -> Path:
     return Path(data_dir) / CACHE_DIR / f"{key}.npz"
 
 
-def views(modality: str, x: np.ndarray, spec: Any) -> np.ndarray:
-    """The evaluation views ``(K, ...)`` of one native diagnostic sample."""
+def views(modality: str, x: Any, spec: Any) -> np.ndarray:
+    """The evaluation views ``(K, ...)`` of one native diagnostic sample (the modality's
+    kind's ``eval_views``; videos are a ``Video``)."""
     if get_modality(modality).is_text:
         raise ValueError(f"views: {modality!r} is text; tokenise it instead")
     return eval_views(modality, x, spec)
@@ -94,12 +97,13 @@ class _Encoder:
     def __call__(self, modality: str, batch: np.ndarray | Any) -> np.ndarray:
         import torch
 
-        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(
+        x = batch if isinstance(batch, torch.Tensor | list) else torch.from_numpy(
             np.ascontiguousarray(batch))
         dev = torch.device(self.device)
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16,
                                              enabled=dev.type == "cuda"):
-            z = self.model.encode(modality, x.to(dev), normalize=True)
+            z = self.model.encode(modality, x if isinstance(x, list) else x.to(dev),
+                                  normalize=True)
         return z.float().cpu().numpy()
 
 
@@ -166,10 +170,12 @@ def _embed_rows(enc: _Encoder, manifest: Manifest, rows: list[dict[str, Any]], s
 def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu",
                    batch_size: int = 32, prompts: list[str] | None = None,
                    progress: Callable[[int], None] | None = None,
-                   rank: int = 0, world_size: int = 1, workers: int = 0) -> Embeddings | None:
-    """Embed every sample (this rank's share under torchrun) and the prompts.
+                   rank: int = 0, world_size: int = 1, workers: int = 0,
+                   modalities: tuple[str, ...] = MODALITY_NAMES) -> Embeddings | None:
+    """Embed every sample of ``modalities`` (this rank's share under torchrun) and the prompts.
 
-    ``cfg`` is the checkpoint's ``ModelConfig``; ``workers`` processes decode samples.
+    ``cfg`` is the checkpoint's ``ModelConfig`` (or a protocol model's ``InputSpec``);
+    ``workers`` processes decode samples; samples of other modalities are left out.
     Returns the ``Embeddings`` on rank 0 (gathered from all ranks), None on other ranks.
     """
     from clerc.data.inputs import sample_spec
@@ -177,10 +183,11 @@ def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu"
 
     spec, store, enc = sample_spec(cfg), open_store(manifest.root), _Encoder(model, device)
     advance = progress or (lambda n: None)
-    samples = manifest.samples.reset_index(drop=True)
+    samples = manifest.samples
+    samples = samples[samples["modality"].isin(list(modalities))].reset_index(drop=True)
     mine = np.arange(rank, len(samples), world_size)
     parts: dict[int, np.ndarray] = {}
-    for modality in MODALITY_NAMES:
+    for modality in modalities:
         idx = mine[(samples["modality"].iloc[mine] == modality).to_numpy(bool)]
         if idx.size:
             rows = samples.iloc[idx].to_dict("records")
@@ -243,7 +250,11 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     from clerc.data.packed import read_prepared
 
     manifest, _ = read_prepared(data_dir, log=log)
-    key = cache_key(checkpoint, manifest, prompts)
+    from clerc.models.source import as_source
+
+    source = as_source(checkpoint)
+    prompts = prompts if source.has_text else []
+    key = cache_key(source, manifest, prompts)
     path = cache_path(data_dir, key)
     if path.is_file():
         try:
@@ -257,12 +268,12 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     rank, world, local = _dist_env(device)
     if world > 1 and device == "cuda":
         device = f"cuda:{local}"
-    computed = _compute(checkpoint, manifest, prompts, device, batch_size, rank, world, workers)
+    computed = _compute(source, manifest, prompts, device, batch_size, rank, world, workers)
     if computed is None:
         return None, path
     emb = computed
-    header = {**emb.header, "cache_key": key, "checkpoint": str(checkpoint),
-              "checkpoint_hash": file_hash(checkpoint), "manifest_hash": manifest_hash(data_dir),
+    header = {**emb.header, "cache_key": key, **source.header(),
+              "manifest_hash": manifest_hash(data_dir),
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     emb = Embeddings(emb.samples, emb.vectors, emb.prompt_texts, emb.prompt_vectors,
                      emb.logit_scale, header)
@@ -271,20 +282,18 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     return emb, path
 
 
-def _compute(checkpoint: str | Path, manifest: Manifest, prompts: list[str], device: str,
+def _compute(source: Any, manifest: Manifest, prompts: list[str], device: str,
              batch_size: int, rank: int, world: int, workers: int) -> Embeddings | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from clerc.model.load import load_model
-
-    model, _ = load_model(checkpoint, device)
-    n = len(range(rank, len(manifest.samples), world))
+    model, cfg, modalities = source.load(device)
+    n = len(range(rank, int(manifest.samples["modality"].isin(list(modalities)).sum()), world))
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), disable=rank != 0) as bar:
         t = bar.add_task("embedding samples", total=n)
-        return embed_manifest(model, manifest, model.cfg, device, batch_size, prompts,
+        return embed_manifest(model, manifest, cfg, device, batch_size, prompts,
                               progress=lambda k: bar.advance(t, k), rank=rank, world_size=world,
-                              workers=workers)
+                              workers=workers, modalities=modalities)
 
 
 def default_device() -> str:
@@ -293,8 +302,10 @@ def default_device() -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from clerc.argtypes import at_least
+    from clerc.models.cli import add_model_arguments
 
-    parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint (.pt)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (.pt)")
+    add_model_arguments(parser)
     parser.add_argument("--data", type=Path, required=True, help="manifest directory")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the embeddings here (default: only the cache, "
@@ -315,7 +326,12 @@ def run(args: argparse.Namespace) -> int:
 
     prompts = all_prompts(load_definitions(args.tasks_file))
     t0 = time.perf_counter()
-    emb, path = embed_cached(args.checkpoint, args.data, prompts,
+    from clerc.models.cli import source_from_args
+
+    source = source_from_args(args)
+    if source is None:
+        raise ValueError("give --checkpoint FILE or --model package.module:factory")
+    emb, path = embed_cached(source, args.data, prompts,
                              device=args.device or default_device(), batch_size=args.batch_size,
                              workers=args.workers)
     if emb is None:

@@ -145,6 +145,11 @@ def spec_or_default(name: str) -> MetricSpec:
         return replace(DEFAULT, name=name, label=name)
 
 
+def direction(name: str) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 when neither is (or unknown)."""
+    return spec_or_default(name).better
+
+
 def tolerance_kinds() -> dict[str, float]:
     """The gate's default tolerance per kind (``--tolerance KIND=VALUE``), ``default`` last."""
     out = {s.kind: s.tolerance for _, s in METRICS.items() if s.kind != "default"}

@@ -8,7 +8,8 @@ report).
 
 Every record has the same keys (see ``docs/CONTRACTS.md``). A metric that cannot be
 computed is a record with ``value = None`` and a ``note`` saying why, never NaN.
-Per-cell predictions for plots go to ``predictions.parquet`` (no patient ids): ``cell`` is
+Per-cell predictions for plots go to ``predictions.parquet`` (no patient ids; pairing
+pseudonyms ``pair_patient``, ``pair_unit`` for ``clerc compare``): ``cell`` is
 the record key fields ``table|task|setting|query|gallery|modality|label_modality`` (None
 as empty), one row per test study (binary, regression: the study label and the averaged
 score) or per query (retrieval: ``y_true = 1``, ``y_score`` = percentile of the match).
@@ -48,6 +49,9 @@ MODALITY_FIELDS: tuple[str, ...] = ("query_modality", "gallery_modality", "modal
 #: Columns of ``predictions.parquet``.
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell", "kind", "y_true", "y_score")
 PREDICTION_KINDS: tuple[str, ...] = ("binary", "regression", "retrieval")
+#: Optional columns of ``predictions.parquet``: pseudonyms that pair two runs' rows by
+#: patient and study (``clerc.compare.pairing``; never the ids themselves).
+PAIRING_COLUMNS: tuple[str, ...] = ("pair_patient", "pair_unit")
 _PACKAGES: tuple[str, ...] = (
     "clerc-harness", "torch", "numpy", "pandas", "scikit-learn", "scipy", "pyarrow",
 )
@@ -264,12 +268,13 @@ def predictions_frame(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame({"cell": pd.Series(dtype="string"), "kind": pd.Series(dtype="string"),
                              "y_true": pd.Series(dtype="float64"),
                              "y_score": pd.Series(dtype="float64")})
-    df = pd.concat([p[list(PREDICTION_COLUMNS)] for p in parts], ignore_index=True)
+    pairing = [c for c in PAIRING_COLUMNS if all(c in p.columns for p in parts)]
+    df = pd.concat([p[[*PREDICTION_COLUMNS, *pairing]] for p in parts], ignore_index=True)
     bad = sorted(set(df["kind"]) - set(PREDICTION_KINDS))
     if bad:
         raise ValueError(f"prediction kinds {bad} not in {PREDICTION_KINDS}")
     return df.astype({"cell": "string", "kind": "string", "y_true": "float64",
-                      "y_score": "float64"})
+                      "y_score": "float64", **{c: "string" for c in pairing}})
 
 
 def write_predictions(path: str | Path, parts: Sequence[pd.DataFrame]) -> Path:

@@ -74,15 +74,18 @@ class TextConfig:
 class ModelConfig:
     """Sizes of every CLERC encoder.
 
-    ``video_widths`` are the four stage widths of R(2+1)D-18; ``(64, 128, 256, 512)`` is
-    torchvision's ``r2plus1d_18`` exactly, so Kinetics-400 state dicts load. ``ecg_widths``
-    and ``ecg_blocks`` size the residual 1D CNN; ``ecg_scale_mv`` is the fixed amplitude
-    scale of the ECG input (see ``encoders/ecg.py``). ``quick_gelu`` matches OpenAI CLIP
-    weights (QuickGELU); plain GELU is faster when training from scratch.
+    A clip is ``video_frames`` frames sampled at ``video_fps`` frames per second whatever the
+    video's own rate (the paper: 16 frames at 15/s, every other frame of a 30 fps echo,
+    about one cardiac cycle). ``video_widths`` are the four stage widths of R(2+1)D-18;
+    ``(64, 128, 256, 512)`` is torchvision's ``r2plus1d_18`` exactly, so Kinetics-400 state
+    dicts load. ``ecg_widths`` and ``ecg_blocks`` size the residual 1D CNN; ``ecg_scale_mv``
+    is the fixed amplitude scale of the ECG input (see ``encoders/ecg.py``). ``quick_gelu``
+    matches OpenAI CLIP weights (QuickGELU); plain GELU is faster when training from scratch.
     """
 
     embed_dim: int = 512
     video_frames: int = 16
+    video_fps: float = 15.0
     video_size: int = 112
     video_widths: tuple[int, int, int, int] = (64, 128, 256, 512)
     ecg_length: int = 2500
@@ -117,6 +120,8 @@ class ModelConfig:
                 f"ModelConfig.image_size ({self.image_size}) must be a multiple of "
                 f"vit.patch_size ({self.vit.patch_size})"
             )
+        if not (isinstance(self.video_fps, int | float) and 0 < self.video_fps <= 1000):
+            raise ValueError(f"ModelConfig.video_fps must be in (0, 1000], got {self.video_fps!r}")
         if not isinstance(self.quick_gelu, bool):
             raise ValueError(f"ModelConfig.quick_gelu must be a bool, got {self.quick_gelu!r}")
 

@@ -168,3 +168,34 @@ def _load_encoder(enc: nn.Module, key: str, sd: dict[str, Tensor], path: str) ->
         keep, skipped = _text_keys(sd)
         n = load_into(enc.get_submodule("tower"), keep, path)
     return LoadReport(key, path, n, tuple(skipped))
+
+
+def random_init_warning(model_cfg: object, cfg_modalities: tuple[str, ...], init: Mapping[str, str],
+                        *, allow_random: bool) -> str | None:
+    """Check that the paper's architecture starts from the paper's pretrained weights.
+
+    With the paper's encoders (``ModelConfig.paper()``), every encoder of :data:`PRETRAINED`
+    the run trains (``text`` when any report modality is trained) should have an ``--init``
+    file: the paper starts the video encoders from Kinetics-400 and the CXR and text
+    encoders from CLIP. Raises ``ValueError`` naming the missing ones unless
+    ``allow_random``; then returns the loud warning to print (None when nothing is missing).
+    """
+    from clerc.modalities import get_modality
+    from clerc.model.config import ModelConfig
+
+    if model_cfg != ModelConfig.paper():
+        return None
+    wanted = {m for m in cfg_modalities if m in PRETRAINED}
+    if any(get_modality(m).is_text for m in cfg_modalities):
+        wanted.add("text")
+    missing = [e for e in PRETRAINED if e in wanted and e not in init]
+    if not missing:
+        return None
+    what = (f"the paper's encoders without pretrained weights for {', '.join(missing)} "
+            "(the paper starts echo/angio from Kinetics-400 r2plus1d_18 and CXR/text from "
+            "CLIP; give them with --init ENCODER=PATH, see docs/CONTRACTS.md)")
+    if not allow_random:
+        raise ValueError(f"refusing to train {what}; pass --allow-random-init to train "
+                         "them from random weights anyway")
+    return (f"WARNING: training {what}; they start from RANDOM weights "
+            "(--allow-random-init), so results are not comparable with the paper's")

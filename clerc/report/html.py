@@ -144,8 +144,12 @@ def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
     pages = {"index": index, "table1": tables.table1(doc["cohort"]),
              "table2": tables.table2(doc["cohort"]), "table3": tables.table3(records),
              "table4": tables.table4(records), "table5": tables.table5(records)}
+    from clerc.report.paper import paper_source
+
+    citation, discrepancies = paper_source()
     for name, ctx in pages.items():
-        ctx.update(page=name, title=PAGES[name], pages=PAGES, source=source)
+        ctx.update(page=name, title=PAGES[name], pages=PAGES, source=source,
+                   paper_source=citation, paper_notes=discrepancies)
     return pages
 
 

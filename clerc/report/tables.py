@@ -7,6 +7,7 @@ the templates (autoescape), so nothing here builds markup.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class Cell:
     title: str | None = None
     color: str | None = None
     ink: str | None = None
+    paper: str | None = None
 
 
 @dataclass
@@ -124,14 +126,28 @@ def make_cell(rec: dict | None, notes: Notes, *, colour: bool = False,
     note = notes.add(text) if text else None
     if rec["value"] is None:
         text = text or "no value"
-        return Cell("—", note=note or notes.add(text), title=text)
+        shown = "n/a" if text.startswith("not applicable") else "—"
+        return Cell(shown, note=note or notes.add(text), title=text)
     metric = rec["metric"]
     ci = None
     if rec["ci_low"] is not None and rec["ci_high"] is not None:
         ci = fmt_ci(metric, rec["ci_low"], rec["ci_high"])
     bg, ink = scale_colour(metric, rec["value"]) if colour else (None, None)
     signed = rec["setting"] == "difference"
-    return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink)
+    return Cell(fmt_value(metric, rec["value"], signed), ci, note, text, bg, ink,
+                paper_text(rec))
+
+
+def paper_text(rec: dict) -> str | None:
+    """``paper 2.8 · Δ +1.2`` (measured minus published) for a cell the paper reports."""
+    from clerc.report.paper import paper_value
+
+    published = paper_value(rec)
+    if published is None or rec["value"] is None:
+        return None
+    metric = rec["metric"]
+    diff = fmt_value(metric, rec["value"] - published, signed=True)
+    return f"paper {fmt_value(metric, published)} · Δ {diff}"
 
 
 def rank(order: Sequence[str], name: str | None) -> tuple[int, str]:
@@ -288,6 +304,26 @@ def table4(records: list[dict]) -> dict:
     return {"columns": columns, "rows": rows, "notes": notes.items}
 
 
+def _one_label_per_column(index: dict, task: str, labels: list, setting: str, metric: str,
+                          modalities: list[str]) -> bool:
+    """True when each column has a record from at most one of the task's label sources."""
+    return all(sum((task, lab, setting, metric, m) in index for lab in labels) <= 1
+               for m in modalities)
+
+
+def _merged_name(index: dict, task: str, labels: list, setting: str, metric: str,
+                 modalities: list[str]) -> str:
+    """`` (Echo label in the Echo column, else ECG label)`` for a row of several labels."""
+    per_column = {m: lab for m in modalities for lab in labels
+                  if (task, lab, setting, metric, m) in index}
+    counts = Counter(per_column.values())
+    main = max(sorted(counts, key=str), key=lambda lab: counts[lab])
+    others = [m for m, lab in per_column.items() if lab != main]
+    name = {m: label_of_test(MODALITIES.get(m).test) for m in (*per_column.values(), *others)}
+    where = "; ".join(f"{name[per_column[m]]} label in the {name[m]} column" for m in others)
+    return f" ({where}; else {name[main]} label)"
+
+
 def table5(records: list[dict]) -> dict:
     """Task rows x modality columns of cross-modal probes; duplicate tasks name their label."""
     recs = [r for r in records if r["table"] == "table5"]
@@ -301,15 +337,26 @@ def table5(records: list[dict]) -> dict:
     labels_per_task: dict[str, set] = {}
     for task, label, _, _ in keys:
         labels_per_task.setdefault(task, set()).add(label)
-    notes, rows = Notes(), []
+    notes, rows, done = Notes(), [], set()
     for task, label, setting, metric in keys:
+        sources = sorted(labels_per_task[task], key=str)
+        merged = len(sources) > 1 and _one_label_per_column(index, task, sources, setting,
+                                                            metric, modalities)
+        if merged and (task, setting, metric) in done:
+            continue
         name = _task_label(task)
-        if len(labels_per_task[task]) > 1:
+        if len(sources) > 1 and not merged:
             name += _label_suffix(label, None)
+        elif merged:
+            name += _merged_name(index, task, sources, setting, metric, modalities)
         if len(settings) > 1:
             name += f" — {SETTING_LABELS.get(setting, setting)}"
-        cells = [make_cell(index.get((task, label, setting, metric, m)), notes)
-                 for m in modalities]
+        row_labels = sources if merged else [label]
+        cells = [make_cell(next((index[k] for lab in row_labels
+                                 if (k := (task, lab, setting, metric, m)) in index), None),
+                           notes) for m in modalities]
+        if merged:
+            done.add((task, setting, metric))
         rows.append({"task": name, "metric": metric_label(metric), "cells": cells})
     columns = [label_of_test(MODALITIES.get(m).test) for m in modalities]
     return {"columns": columns, "rows": rows, "notes": notes.items}

@@ -14,6 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--profile", choices=("paper", "demo"), default="paper",
+        help="availability, studies and splits: paper = Table 1's mix of tests (default); "
+             "demo = every test common, one file per study, a 20%% test split",
+    )
+    parser.add_argument(
         "--angio-fraction",
         type=float,
         default=None,
@@ -31,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     from clerc.errors import UserError
@@ -47,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from clerc.synthetic.config import SynthConfig
     from clerc.synthetic.writer import synthesize
 
-    cfg = SynthConfig(angio_fraction=args.angio_fraction)
+    cfg = SynthConfig.preset(args.profile)
+    if args.angio_fraction is not None:
+        cfg = dataclasses.replace(cfg, angio_fraction=args.angio_fraction)
     start = time.perf_counter()
     out = synthesize(
         args.out, args.patients, args.seed, cfg, workers=args.workers, progress=not args.quiet

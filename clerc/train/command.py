@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", action="append", default=[], metavar="ENCODER=PATH",
                         help="start an encoder from pretrained weights (repeatable), "
                              "e.g. echo_video=r2plus1d_18.pth")
+    parser.add_argument("--allow-random-init", action="store_true",
+                        help="with the paper's encoders, train those without --init from "
+                             "random weights (refused otherwise; the paper starts from "
+                             "Kinetics-400 and CLIP weights)")
     parser.add_argument("--epochs", type=at_least(1), default=None,
                         help="override the config's epochs")
     parser.add_argument("--max-steps-per-epoch", type=at_least(1), default=None, metavar="N",
@@ -55,6 +60,7 @@ def parse_init(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from clerc.model.init import random_init_warning
     from clerc.train.config import load_config
     from clerc.train.trainer import train
 
@@ -62,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"epochs": args.epochs, "max_steps_per_epoch": args.max_steps_per_epoch}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     init = parse_init(args.init)
+    warning = None if args.resume else random_init_warning(
+        cfg.model, cfg.modalities, init, allow_random=args.allow_random_init)
+    if warning and int(os.environ.get("RANK", "0")) == 0:
+        print(warning, file=sys.stderr)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     records = train(cfg, args.data, args.out, device=device, resume=args.resume, init=init,
                     progress=not args.no_progress, stop_after_epoch=args.stop_after_epoch)

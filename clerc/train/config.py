@@ -11,6 +11,7 @@ initialised model too little in a few epochs for the validation loss to fall (se
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,17 @@ def _model_to_dict(model: ModelConfig) -> dict[str, Any]:
 
 #: ``sgd`` is the paper's; ``adamw`` (momentum -> beta1) is for small from-scratch runs.
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
+#: ``step`` is the paper's (``lr_gamma`` every ``lr_step`` epochs); ``cosine`` decays to 0.
+SCHEDULES: tuple[str, ...] = ("step", "cosine")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run except the data and the output directory.
 
-    ``lr`` decays by ``lr_gamma`` every ``lr_step`` epochs (see :func:`lr_at`); the logit
+    ``lr`` decays by ``lr_gamma`` every ``lr_step`` epochs (``schedule = "step"``, the
+    paper's) or along a half cosine to 0 (``"cosine"``), after a linear warm-up over
+    ``warmup_epochs`` (0 in the paper); see :func:`lr_at`. The logit
     scale's learning rate is ``lr * logit_scale_lr_factor`` (1 in the paper). ``amp``
     applies on CUDA only (CPU runs in float32). ``max_steps_per_epoch`` caps the training
     steps of an epoch (``None`` = every batch), for CI.
@@ -51,6 +56,8 @@ class TrainConfig:
     epochs: int = 60
     lr_step: int = 20
     lr_gamma: float = 0.1
+    schedule: str = "step"
+    warmup_epochs: float = 0.0
     seed: int = 0
     num_workers: int = 4
     amp: str = "bf16"
@@ -69,6 +76,10 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "lr_step"):
             _positive_int(name, getattr(self, name))
         _in_range("lr_gamma", self.lr_gamma, 0.0, 1.0, "in (0, 1]", lower_open=True)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
+        _in_range("warmup_epochs", self.warmup_epochs, 0.0, float(self.epochs),
+                  f"in [0, epochs={self.epochs}]")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
@@ -159,11 +170,24 @@ class TrainConfig:
         return "\n".join(_toml_lines(self.to_dict(), ())) + "\n"
 
 
-def lr_at(epoch: int, cfg: TrainConfig) -> float:
-    """Learning rate during ``epoch`` (0-based): ``lr * lr_gamma ** (epoch // lr_step)``."""
+def lr_at(epoch: float, cfg: TrainConfig) -> float:
+    """Learning rate at ``epoch`` (0-based; fractional = part-way through an epoch).
+
+    ``step``: ``lr * lr_gamma ** floor(epoch / lr_step)``; ``cosine``:
+    ``lr * (1 + cos(pi * t)) / 2`` with ``t`` the fraction of the post-warm-up epochs done.
+    During the first ``warmup_epochs`` either is scaled by ``epoch / warmup_epochs``.
+    """
     if epoch < 0:
         raise ValueError(f"epoch: expected >= 0, got {epoch}")
-    return cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
+    if cfg.schedule == "cosine":
+        span = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+        t = min(max(epoch - cfg.warmup_epochs, 0.0) / span, 1.0)
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+    else:
+        lr = cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step)
+    if epoch < cfg.warmup_epochs:
+        lr *= epoch / cfg.warmup_epochs
+    return lr
 
 
 def load_config(spec: str) -> TrainConfig:

@@ -16,7 +16,9 @@ per epoch. [...] We group the patients into batches based on the modalities avai
 that patient. The remaining unmatched patients are randomly grouped into batches."
 Batches are lists of ``(epoch, patient)`` keys, so the dataset seeds its random choices
 with no hidden state; under DDP every rank builds the same epoch plan and takes every
-``world_size``-th batch.
+``world_size``-th batch. No patient is left out of an epoch: the last pooled batch may be
+short, and under DDP batches are split until each rank has as many, then padded with
+rows that hold no modality.
 """
 
 from __future__ import annotations
@@ -28,20 +30,29 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from clerc.data.inputs import SampleSpec, load_input, make_view, sample_spec
+from clerc.data.inputs import SampleSpec, Video, load_input, make_view, sample_spec  # noqa: F401
 from clerc.data.manifest import Manifest
 from clerc.modalities import MODALITY_NAMES, get_modality
 
 Key = tuple[int, int]  # (epoch, patient index)
 
 
+#: The patient index of a padding row (no modality): under DDP every rank's batch has
+#: ``batch_size`` rows so the gathered embeddings line up; padding rows are never encoded.
+PAD = -1
+
+
 def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: int,
-               epoch: int, *, drop_last: bool) -> list[list[int]]:
+               epoch: int, *, drop_last: bool = False, multiple_of: int = 1) -> list[list[int]]:
     """Patient-index batches for one epoch, in a seeded random order.
 
     Patients are grouped by their modality set; each group is shuffled and cut into full
-    batches; the leftovers of all groups are pooled, shuffled, and cut into batches (the
-    last, short one kept only when ``drop_last`` is false).
+    batches; the leftovers of all groups are pooled, shuffled, and cut into batches, the
+    last one short (dropped only when ``drop_last``, which leaves patients out). With
+    ``multiple_of`` (the DDP world size) batches are split until their number is a
+    multiple of it -- the pooled ones first, largest first -- so every rank gets as many
+    batches and no patient is left out; a ``ValueError`` says when that is impossible
+    (fewer patients than ranks, or batches of one that cannot be split).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
@@ -49,33 +60,55 @@ def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: i
     groups: dict[frozenset[str], list[int]] = {}
     for i, s in enumerate(modality_sets):
         groups.setdefault(s, []).append(i)
-    batches: list[list[int]] = []
+    full: list[list[int]] = []
     leftovers: list[int] = []
     for key in sorted(groups, key=sorted):
         members = rng.permutation(groups[key]).tolist()
         n_full = len(members) // batch_size * batch_size
-        batches += [members[i:i + batch_size] for i in range(0, n_full, batch_size)]
+        full += [members[i:i + batch_size] for i in range(0, n_full, batch_size)]
         leftovers += members[n_full:]
     leftovers = rng.permutation(np.asarray(leftovers, dtype=np.int64)).tolist()
-    for i in range(0, len(leftovers), batch_size):
-        chunk = leftovers[i:i + batch_size]
-        if len(chunk) == batch_size or not drop_last:
-            batches.append(chunk)
+    pooled = [leftovers[i:i + batch_size] for i in range(0, len(leftovers), batch_size)]
+    if drop_last and pooled and len(pooled[-1]) < batch_size:
+        pooled.pop()
+    _split_to_multiple(full, pooled, multiple_of, len(modality_sets))
+    batches = full + pooled
     order = rng.permutation(len(batches))
     return [batches[j] for j in order]
+
+
+def _split_to_multiple(full: list[list[int]], pooled: list[list[int]], multiple_of: int,
+                       n_patients: int) -> None:
+    """Split batches in place (pooled first, then full ones) until their count is a
+    multiple of ``multiple_of``."""
+    while (len(full) + len(pooled)) % multiple_of:
+        splittable = [b for b in pooled if len(b) > 1]
+        if not splittable and full:
+            pooled.append(full.pop())  # a full batch joins the pool to be split
+            continue
+        if not splittable:
+            raise ValueError(
+                f"{n_patients} patients cannot be cut into a multiple of {multiple_of} "
+                f"batches (one per rank per step) without leaving one out; use fewer "
+                f"ranks or a batch size above 1")
+        big = max(splittable, key=len)
+        k = pooled.index(big)
+        pooled[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
 
 
 class PatientBatchSampler:
     """Yields lists of ``(epoch, patient)`` keys; call :meth:`set_epoch` before each epoch.
 
-    ``equal_counts`` (training) gives every rank the same number of batches, dropping up
-    to ``world_size - 1`` batches of the epoch plan, so that collective calls line up;
-    without it (validation) the batches are dealt round-robin and every batch is used.
+    Every patient appears once per epoch (the paper), unless ``drop_last``. ``equal_counts``
+    (training) gives every rank the same number of batches by splitting batches (see
+    :func:`plan_epoch`), and under DDP pads each batch to ``batch_size`` rows with
+    :data:`PAD` keys (rows without any modality, never encoded) so that the gathered
+    embeddings line up; without it (validation) the batches are dealt round-robin.
     ``max_batches`` caps the batches per rank (for CI).
     """
 
     def __init__(self, modality_sets: Sequence[frozenset[str]], batch_size: int, *,
-                 seed: int = 0, drop_last: bool = True, rank: int = 0, world_size: int = 1,
+                 seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1,
                  equal_counts: bool = True, max_batches: int | None = None,
                  fixed_epoch: int | None = None) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
@@ -98,10 +131,13 @@ class PatientBatchSampler:
 
     def batches(self) -> list[list[Key]]:
         """This rank's batches for the current epoch."""
+        if not self.modality_sets:
+            return []
+        multiple = self.world_size if self.equal_counts else 1
         plan = plan_epoch(self.modality_sets, self.batch_size, self.seed, self.epoch,
-                          drop_last=self.drop_last)
-        if self.equal_counts:
-            plan = plan[: len(plan) // self.world_size * self.world_size]
+                          drop_last=self.drop_last, multiple_of=multiple)
+        if self.equal_counts and self.world_size > 1:
+            plan = [b + [PAD] * (self.batch_size - len(b)) for b in plan]
         mine = plan[self.rank::self.world_size]
         if self.max_batches is not None:
             mine = mine[: self.max_batches]
@@ -150,6 +186,8 @@ class PatientDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: Key) -> dict[str, np.ndarray]:
         epoch, p = key
         out: dict[str, np.ndarray] = {}
+        if p == PAD:
+            return out  # a padding row: no modality
         studies: dict[str, Any] = {}
         for m in self.modalities:  # registry order: a test before its report
             idx = self.rows[p].get(m)
@@ -224,36 +262,37 @@ def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_wo
 def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: int = 1,
                  pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader,
                                                     torch.utils.data.DataLoader]:
-    """Training (train split, random choices and augmentation, ``drop_last``) and validation
-    (val split, fixed choices, eval transforms, every patient) loaders for ``cfg``
+    """Training (train split, random choices and augmentation, every patient once per epoch)
+    and validation (val split, fixed choices, eval transforms, every patient) loaders for ``cfg``
     (a ``TrainConfig``), sharded for ``rank`` of ``world_size``.
 
     Reads ``data_dir/packed`` when ``clerc prepare`` wrote it (without the samples it
     could not decode), the media files otherwise.
-    Raises ``ValueError`` naming the directory when it is not a manifest or a split is too
-    small to train on.
+    Raises ``ValueError`` naming the directory when it is not a manifest, a patient is in
+    two splits, or a split is too small to train on.
     """
+    from clerc.data.manifest import require_disjoint_splits
     from clerc.data.packed import read_prepared
 
     try:
         manifest, store = read_prepared(data_dir)
     except FileNotFoundError as exc:
         raise ValueError(f"--data {data_dir}: not a manifest directory ({exc})") from exc
+    require_disjoint_splits(manifest)
     spec = sample_spec(cfg.model)
     common = {"spec": spec, "seed": cfg.seed, "store": store}
     train = PatientDataset(manifest, "train", cfg.modalities, train=True, **common)
     val = PatientDataset(manifest, "val", cfg.modalities, train=False, **common)
     train_sampler = PatientBatchSampler(
-        train.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=True, rank=rank,
+        train.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
         world_size=world_size, max_batches=cfg.max_steps_per_epoch)
     val_sampler = PatientBatchSampler(
         val.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
         world_size=world_size, equal_counts=False, fixed_epoch=0)
-    if len(train_sampler) == 0:
+    if len(train) < world_size:
         raise ValueError(
             f"--data {data_dir}: the train split has {len(train)} patients with any of "
-            f"{list(cfg.modalities)}; need at least batch_size x world size = "
-            f"{cfg.batch_size} x {world_size} for one batch per rank")
+            f"{list(cfg.modalities)}; need at least one per rank ({world_size})")
     if len(val) == 0:
         raise ValueError(f"--data {data_dir}: the val split has no patients with any of "
                          f"{list(cfg.modalities)}; validation picks the best epoch")

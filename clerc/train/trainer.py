@@ -167,7 +167,7 @@ def epoch_record(epoch: int, cfg: TrainConfig, train: tuple[float, dict[str, flo
                  timing: dict[str, float]) -> dict[str, Any]:
     """One ``log.jsonl`` line."""
     return {
-        "epoch": epoch, "lr": lr_at(epoch, cfg), "train_loss": train[0], "val_loss": val[0],
+        "epoch": epoch, "lr": lr_at(epoch + 0.5, cfg), "train_loss": train[0], "val_loss": val[0],
         "train_pairs": train[1], "val_pairs": val[1], "temperature": temperature, **timing,
     }
 
@@ -217,12 +217,13 @@ def train_epoch(run: Run, epoch: int) -> tuple[tuple[float, dict[str, float]], d
     cfg, dev = run.cfg, run.device
     loss_fn = _loss_fn(run)
     run.net.train()
-    set_lr(run.optimizer, lr_at(epoch, cfg))
     run.train_loader.batch_sampler.set_epoch(epoch)
     meter = Meter(pair_keys(cfg.modalities))
-    run.bar.epoch(epoch, len(run.train_loader.batch_sampler))
+    n_steps = len(run.train_loader.batch_sampler)
+    run.bar.epoch(epoch, n_steps)
     wait, samples, t0, shown = 0.0, 0, time.perf_counter(), time.perf_counter()
-    for batch, waited in timed(run.train_loader):
+    for step, (batch, waited) in enumerate(timed(run.train_loader)):
+        set_lr(run.optimizer, lr_at(epoch + (step + 1) / n_steps, cfg))
         wait += waited
         loss, pairs = train_step(run.net, run.optimizer, batch, cfg, dev, loss_fn)
         meter.add(loss, pairs)

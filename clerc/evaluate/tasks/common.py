@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clerc.compare.pairing import pairing_key, pseudonyms
 from clerc.evaluate import bootstrap
 from clerc.evaluate.matching import study_or_nearest
 from clerc.evaluate.metric_specs import KIND_METRICS, metric_spec
@@ -115,7 +116,23 @@ def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) ->
     pid = f["patient_id"].to_numpy(dtype=object)
     records = tuple(bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
                     for m in KIND_METRICS[sp.kind])
-    return TaskResult(records, (prediction_frame(cell_key(b), sp.kind, y_true, y_score),))
+    frame = cell_predictions(ctx, b, sp.kind, y_true, y_score, f["patient_id"].to_numpy(),
+                             f["study_id"].to_numpy())
+    return TaskResult(records, (frame,))
+
+
+def cell_predictions(ctx: Context, b: dict[str, Any], kind: str, y_true: np.ndarray,
+                     y_score: np.ndarray, patients: np.ndarray, units: np.ndarray
+                     ) -> pd.DataFrame:
+    """One cell's rows of ``predictions.parquet``; ``patients`` and ``units`` (study or
+    query ids) are stored only as pseudonyms (``clerc.compare.pairing``), for pairing runs
+    by patient. The pairing key depends on the manifest's patients only: memoised."""
+    frame = prediction_frame(cell_key(b), kind, y_true, y_score)
+    key = ctx.memo.get(("pairing_key",), (ctx.manifest,),
+                       lambda: pairing_key(ctx.manifest.patients["patient_id"]))
+    frame["pair_patient"] = pseudonyms(key, patients)
+    frame["pair_unit"] = pseudonyms(key, units)
+    return frame
 
 
 def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0) -> TaskResult:

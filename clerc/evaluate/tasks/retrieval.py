@@ -18,8 +18,8 @@ from clerc.evaluate import metrics
 from clerc.evaluate.matching import closest_pairs
 from clerc.evaluate.metric_specs import RETRIEVAL_METRICS
 from clerc.evaluate.registry import Context, task
-from clerc.evaluate.results import TaskResult, prediction_frame, undefined
-from clerc.evaluate.tasks.common import base, bootstrap_record, cell_key
+from clerc.evaluate.results import TaskResult, undefined
+from clerc.evaluate.tasks.common import base, bootstrap_record, cell_predictions
 from clerc.modalities import MODALITY_NAMES
 
 #: The scores each retrieval metric reads: percentiles of the match, or its 0-based rank.
@@ -54,7 +54,8 @@ def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     records = tuple(bootstrap_record(ctx, b, name, pid, None,
                                      scores[SCORES.get(name, "rank")])
                     for name in RETRIEVAL_METRICS)
-    return TaskResult(records, (prediction_frame(cell_key(b), "retrieval", np.ones(n), pct),))
+    frame = cell_predictions(ctx, b, "retrieval", np.ones(n), pct, pid, pid)
+    return TaskResult(records, (frame,))
 
 
 @task("retrieval", "table3", "retrieval")

@@ -1,0 +1,1 @@
+"""``clerc compare``: several benchmark runs side by side, paired differences, rankings."""
