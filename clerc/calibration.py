@@ -74,7 +74,7 @@ def key_string(key: Key) -> str:
     return "|".join("" if v is None else str(v) for v in key)
 
 
-def _deviation(base: dict, runs: list[dict]) -> tuple[float | None, str | None]:
+def _deviation(base: dict, runs: list[dict | None]) -> tuple[float | None, str | None]:
     """Largest |rerun - baseline| of one record, or a reason it has none."""
     if base["value"] is None:
         return None, "null in the baseline"

@@ -109,7 +109,7 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
     worse = None if sign == 0 or delta == 0 else (delta * sign < 0)
     lo, hi = base["ci_low"], base["ci_high"]
     entry = None if calibrated is None else calibrated["limits"].get(_key_string(key))
-    if entry is not None and not ci_mode:
+    if calibrated is not None and entry is not None and not ci_mode:
         if entry["status"] != "gated":
             return Drift(key, b, r, delta, "-", worse, False,
                          f"not gated: {entry['status'].replace('_', ' ')} ({entry['reason']})")

@@ -45,7 +45,7 @@ def environment() -> Environment:
 
 
 def _mod(name: str | None) -> str:
-    return MODALITIES.get(name).label if name in MODALITIES else "—"
+    return MODALITIES.get(name).label if name is not None and name in MODALITIES else "—"
 
 
 def _order(key: tuple) -> tuple:
@@ -81,7 +81,7 @@ def diff_cell(metric: str, p: Paired, notes: T.Notes) -> T.Cell:
     if p.value is None:
         return T.Cell("—", note=notes.add(p.reason or "no difference"), title=p.reason)
     text = T.fmt_value(metric, p.value, signed=True)
-    if p.ci_low is None:
+    if p.ci_low is None or p.ci_high is None:
         return T.Cell(text, note=notes.add(p.reason) if p.reason else None, title=p.reason)
     ci = T.fmt_ci(metric, p.ci_low, p.ci_high)
     s = direction(metric)

@@ -59,6 +59,8 @@ def paired_cell(run: Run, ref: Run, key: tuple, *, n_resamples: int, seed: int) 
     """The paired difference of one record key (cell fields + metric)."""
     metric = key[-1]
     cell = cell_key(key)
+    if run.predictions is None or ref.predictions is None:
+        return Paired(None, reason="no predictions for this cell in both runs")
     a = run.predictions[run.predictions["cell"] == cell]
     b = ref.predictions[ref.predictions["cell"] == cell]
     if a.empty or b.empty:

@@ -40,10 +40,10 @@ def rank_runs(names: list[str], values: list[dict[tuple, dict[str, Any]]],
         if key[0] != table or metric not in HEADLINE[table] or direction(metric) == 0:
             continue
         vals = [(v.get(key) or {}).get("value") for v in values]
-        have = [i for i, x in enumerate(vals) if x is not None]
+        have = {i: float(x) for i, x in enumerate(vals) if x is not None}
         if len(have) < 2:
             continue
-        r = rankdata([-direction(metric) * vals[i] for i in have])
+        r = rankdata([-direction(metric) * x for x in have.values()])
         for i, ri in zip(have, r, strict=True):
             sums[i] += ri
             cells[i] += 1

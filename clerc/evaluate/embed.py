@@ -22,7 +22,7 @@ import argparse
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -171,7 +171,7 @@ def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu"
                    batch_size: int = 32, prompts: list[str] | None = None,
                    progress: Callable[[int], None] | None = None,
                    rank: int = 0, world_size: int = 1, workers: int = 0,
-                   modalities: tuple[str, ...] = MODALITY_NAMES) -> Embeddings | None:
+                   modalities: Sequence[str] = MODALITY_NAMES) -> Embeddings | None:
     """Embed every sample of ``modalities`` (this rank's share under torchrun) and the prompts.
 
     ``cfg`` is the checkpoint's ``ModelConfig`` (or a protocol model's ``InputSpec``);

@@ -35,7 +35,7 @@ def reason(rec: Record, header: dict[str, Any]) -> str | None:
 
 def is_not_applicable(rec: dict[str, Any] | Record) -> bool:
     note = rec["note"] if isinstance(rec, dict) else rec.note
-    return rec_value(rec) is None and bool(note) and note.startswith(NOT_APPLICABLE)
+    return rec_value(rec) is None and note is not None and note.startswith(NOT_APPLICABLE)
 
 
 def rec_value(rec: dict[str, Any] | Record) -> float | None:

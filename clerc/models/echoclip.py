@@ -15,6 +15,7 @@ wrapper is unwrapped). ``arch=tiny`` builds a small CLIP for tests and CPU demos
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +40,11 @@ class FrameAveragingCLIP(nn.Module):
     """``clip`` (an open_clip CLIP) on ``echo_video`` frames and ``echo_text`` reports."""
 
     modalities = ("echo_video", "echo_text")
+    clip: Any  # an open_clip CLIP (its methods are not typed for nn.Module attributes)
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
 
-    def __init__(self, clip: nn.Module, image_size: int, video_frames: int = 16) -> None:
+    def __init__(self, clip: Any, image_size: int, video_frames: int = 16) -> None:
         super().__init__()
         self.clip = clip
         self.image_size = int(image_size)

@@ -42,7 +42,7 @@ class CheckpointSource:
         from clerc.model.load import load_model
 
         model, _ = load_model(self.path, device)
-        return model, model.cfg, MODALITY_NAMES
+        return model, model.cfg, tuple(MODALITY_NAMES)
 
     def header(self) -> dict[str, Any]:
         return {"checkpoint": str(self.path), "checkpoint_hash": self._hash}
