@@ -54,7 +54,7 @@ def _chromium(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite, the small end-to-end gate included (CPU: ~8 min, -n 2)."""
+    """Run the whole test suite, the small end-to-end gate included (CPU: ~6 min, -n 2)."""
     bin_ = _env(session)
     _chromium(session)
     args = session.posargs or ["-n", "2", "--durations=15"]
