@@ -202,8 +202,8 @@ def task(name: str, table: str, setting: str) -> Callable[[TaskFn], TaskFn]:
 
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
-    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "zeroshot", "probe", "crossmodal",
-                                          "supervised"))
+    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "oracle", "zeroshot", "probe",
+                                          "crossmodal", "supervised"))
 
 
 def load_tasks() -> Registry[Task]:

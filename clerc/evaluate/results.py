@@ -34,8 +34,9 @@ import pandas as pd
 from clerc.modalities import MODALITIES
 
 TABLES: tuple[str, ...] = ("table3", "table4", "table5")
+#: ``oracle``: a ceiling from a synthetic cohort's planted latent variables (Table 3).
 SETTINGS: tuple[str, ...] = (
-    "retrieval", "zero_shot", "linear_probe", "supervised", "difference",
+    "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "oracle",
 )
 #: The fields that name a table cell; with ``metric`` they identify a record.
 CELL_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
@@ -189,6 +190,19 @@ class TaskResult(Sequence[Record]):
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list or tuple of the same records; to a ``TaskResult`` with the same
+        records and equal prediction frames."""
+        if isinstance(other, TaskResult):
+            return self.records == other.records and len(self.predictions) == len(
+                other.predictions) and all(a.equals(b) for a, b in zip(
+                    self.predictions, other.predictions, strict=True))
+        if isinstance(other, list | tuple):
+            return list(self.records) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking value: not hashable
 
 
 def file_hash(path: str | Path) -> str:

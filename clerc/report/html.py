@@ -135,7 +135,10 @@ def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
     records = doc["records"]
     counts = {t: sum(r["table"] == t for r in records) for t in TABLES}
     plots = [{"title": p.title, "svg": Markup(p.svg)} for p in _plots(records, predictions)]
+    from clerc.report.summary import summary
+
     index = {
+        "summary": summary(doc),
         "provenance": _flatten(doc["provenance"]), "counts": counts, "plots": plots,
         "predictions_note": None if predictions is not None else
         "predictions.parquet was not found beside the results; ROC curves, scatter plots "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clerc.evaluate.metric_specs import metric_order, spec_or_default
@@ -48,6 +48,7 @@ class Cell:
     color: str | None = None
     ink: str | None = None
     paper: str | None = None
+    oracle: str | None = None
 
 
 @dataclass
@@ -235,26 +236,46 @@ def table2(cohort: dict) -> dict:
 
 
 def table3(records: list[dict]) -> dict:
-    """One query x retrieved matrix per retrieval metric, median percentile first."""
-    recs = [r for r in records if r["table"] == "table3"]
+    """One query x retrieved matrix per retrieval metric, median percentile first; with a
+    synthetic cohort's oracle records, each median cell also shows the oracle's value and
+    chance, and the oracle gets a matrix of its own."""
+    recs = [r for r in records if r["table"] == "table3" and r["setting"] == "retrieval"]
+    oracle = {(r["query_modality"], r["gallery_modality"]): r for r in records
+              if r["table"] == "table3" and r["setting"] == "oracle"}
     metrics = sorted({r["metric"] for r in recs}, key=lambda m: rank(METRIC_ORDER, m))
-    matrices = []
-    for metric in metrics:
-        notes = Notes()
-        by_pair = {(r["query_modality"], r["gallery_modality"]): r for r in recs
-                   if r["metric"] == metric}
+    matrices = [_table3_matrix(recs, metric, oracle if metric == ORACLE_METRIC else {})
+                for metric in metrics]
+    if oracle:
+        matrices.append({**_table3_matrix(list(oracle.values()), ORACLE_METRIC, {}),
+                         "label": "Oracle ceiling (median percentile)", "oracle": True,
+                         "metric": "oracle"})
+    return {"groups": test_groups(MODALITY_NAMES), "matrices": matrices}
 
-        def value_of(q: str, c: str, by_pair=by_pair, notes=notes) -> Cell | None:
-            return None if q == c else make_cell(by_pair.get((q, c)), notes, colour=True)
 
-        ns = [r["n"] for r in by_pair.values() if r["n"] is not None]
-        matrices.append({
-            "metric": metric, "label": metric_label(metric),
+#: The metric the oracle scores (Table 3's headline); chance is 50 for a random embedding.
+ORACLE_METRIC, CHANCE_PERCENTILE = "median_percentile", 50.0
+
+
+def _table3_matrix(recs: list[dict], metric: str, oracle: dict) -> dict:
+    notes = Notes()
+    by_pair = {(r["query_modality"], r["gallery_modality"]): r for r in recs
+               if r["metric"] == metric}
+
+    def value_of(q: str, c: str) -> Cell | None:
+        if q == c:
+            return None
+        cell = make_cell(by_pair.get((q, c)), notes, colour=True)
+        o = oracle.get((q, c))
+        if o is not None and o["value"] is not None:
+            cell = replace(cell, oracle=f"oracle {fmt_value(metric, o['value'])} · chance "
+                                        f"{CHANCE_PERCENTILE:.0f}")
+        return cell
+
+    ns = [r["n"] for r in by_pair.values() if r["n"] is not None]
+    return {"metric": metric, "label": metric_label(metric),
             "lower_is_better": spec_or_default(metric).better < 0,
             "rows": _matrix_rows(MODALITY_NAMES, value_of), "notes": notes.items,
-            "n_range": f"{min(ns):,}–{max(ns):,}" if ns else "—",
-        })
-    return {"groups": test_groups(MODALITY_NAMES), "matrices": matrices}
+            "n_range": f"{min(ns):,}–{max(ns):,}" if ns else "—", "oracle": False}
 
 
 def _task_label(task: str) -> str:

@@ -145,9 +145,10 @@ def demo_profile() -> SynthConfig:
 
     Table 1's availability leaves most pairs of tests rare (echo and angiography together
     in 3.8% of patients), so a CPU-sized cohort would score cells on a handful of test
-    patients. Here every test is common and pairs are frequent, one file per study and
-    few studies per patient keep synthesis, packing and embedding cheap, and a 20% test
-    split scores each cell on a few hundred patients per thousand.
+    patients. Here every test is common and pairs are frequent, one file per study (two
+    for angiography, one per coronary system) and few studies per patient keep synthesis,
+    packing and embedding cheap, and a 20% test split scores each cell on 110-180 patients
+    per thousand.
     """
     Fractions = dict[tuple[str, ...], float]
     singles: Fractions = {("echo",): 0.85, ("ecg",): 0.9, ("angio",): 0.6, ("cxr",): 0.85}
@@ -156,7 +157,9 @@ def demo_profile() -> SynthConfig:
     return SynthConfig(
         availability={**singles, **pairs},
         studies_mean={t: 1.3 for t in TESTS},
-        samples_range={t: (1, 1) for t in TESTS},
+        # two angiograms per study: the writer films the left system first, the right
+        # second, and an RCA occlusion shows only on the right
+        samples_range={"echo": (1, 1), "ecg": (1, 1), "angio": (2, 2), "cxr": (1, 1)},
         echo_frames=40,
         angio_frames=(20, 24),
         split_fractions=(0.7, 0.1, 0.2),
