@@ -73,20 +73,18 @@ def _spec(metric: str) -> MetricSpec:
     except UnknownNameError:
         spec = None
     if spec is None or spec.scorer is None:
-        raise ValueError(
-            f"unknown bootstrap metric {metric!r}; expected a metric of "
-            "clerc.evaluate.metric_specs with a scorer (e.g. auroc, r2, mae, "
-            "median, mean) or 'recall@K' with an integer K >= 1"
-        )
+        raise ValueError(f"unknown bootstrap metric {metric!r}; expected a metric of "
+                         "clerc.evaluate.metric_specs with a scorer (e.g. auroc, r2, mae, "
+                         "median, mean) or 'recall@K' with an integer K >= 1")
     return spec
 
 
-def _count_blocks(n_patients: int, n_resamples: int, seed: int, block: int) -> Iterator[np.ndarray]:
+def _count_blocks(n_patients: int, n_resamples: int, seed: int,
+                  block: int) -> Iterator[np.ndarray]:
     """Yield float64 count matrices (n_patients, <= block): column r = resample r."""
     if n_patients < 1 or n_resamples < 1 or block < 1:
-        raise ValueError(
-            f"need n_patients, n_resamples and block >= 1, got {n_patients}, {n_resamples}, {block}"
-        )
+        raise ValueError(f"need n_patients, n_resamples and block >= 1, got {n_patients}, "
+                         f"{n_resamples}, {block}")
     if n_patients >= 2**32:
         raise ValueError(f"n_patients must be below 2**32, got {n_patients}")
     rng = np.random.default_rng(seed)
@@ -99,9 +97,8 @@ def _count_blocks(n_patients: int, n_resamples: int, seed: int, block: int) -> I
         yield counts
 
 
-def iter_resample_counts(
-    n_patients: int, n_resamples: int, seed: int, block: int
-) -> Iterator[np.ndarray]:
+def iter_resample_counts(n_patients: int, n_resamples: int, seed: int,
+                         block: int) -> Iterator[np.ndarray]:
     """Yield int64 count matrices (<= block, n_patients): how often each patient is drawn."""
     for counts in _count_blocks(n_patients, n_resamples, seed, block):
         yield counts.T.astype(np.int64)
@@ -112,17 +109,16 @@ def resample_counts(n_patients: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.concatenate(list(iter_resample_counts(n_patients, n_resamples, seed, 256)))
 
 
-def _scorer(
-    metric: str, codes: np.ndarray, n_patients: int, y_true: np.ndarray | None, y_score: np.ndarray
-) -> Scorer:
+def _scorer(metric: str, codes: np.ndarray, n_patients: int,
+            y_true: np.ndarray | None, y_score: np.ndarray) -> Scorer:
     factory = _spec(metric).scorer
     assert factory is not None  # _spec checked it
     return factory(codes, n_patients, y_true, y_score)
 
 
-def _inputs(
-    metric: str, patient_ids: object, y_true: object, scores: list[tuple[str, object]]
-) -> tuple[np.ndarray, int, np.ndarray | None, list[np.ndarray]]:
+def _inputs(metric: str, patient_ids: object, y_true: object,
+            scores: list[tuple[str, object]]) -> tuple[np.ndarray, int, np.ndarray | None,
+                                                       list[np.ndarray]]:
     spec = _spec(metric)
     codes, uniques = pd.factorize(np.asarray(patient_ids), use_na_sentinel=True)
     if codes.size == 0:
@@ -132,12 +128,8 @@ def _inputs(
     if spec.needs_y_true and y_true is None:
         raise ValueError(f"metric {metric!r} needs y_true")
     truth = None if y_true is None else finite_vector("y_true", y_true, codes.size, "patient_ids")
-    return (
-        codes,
-        len(uniques),
-        truth,
-        [finite_vector(n, s, codes.size, "patient_ids") for n, s in scores],
-    )
+    return codes, len(uniques), truth, [finite_vector(n, s, codes.size, "patient_ids")
+                                        for n, s in scores]
 
 
 def _check_options(n_resamples: int, level: float) -> None:
@@ -150,15 +142,13 @@ def _check_options(n_resamples: int, level: float) -> None:
 def _point(metric: str, scorer: Scorer, n_patients: int) -> float:
     value, defined = scorer(np.ones((n_patients, 1)))
     if not defined[0]:
-        raise ValueError(
-            f"{metric} is undefined on the full data (one class only or zero variance of y_true)"
-        )
+        raise ValueError(f"{metric} is undefined on the full data (one class only or zero "
+                         "variance of y_true)")
     return float(value[0])
 
 
-def _replicates(
-    scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int, seed: int
-) -> tuple[list[np.ndarray], np.ndarray]:
+def _replicates(scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int,
+                seed: int) -> tuple[list[np.ndarray], np.ndarray]:
     block = int(np.clip(_BLOCK_CELLS // max(n_rows, n_patients), 1, n_resamples))
     values: list[list[np.ndarray]] = [[] for _ in scorers]
     defined: list[np.ndarray] = []
@@ -180,15 +170,9 @@ def _interval(metric: str, stats: np.ndarray, level: float) -> tuple[float, floa
     return float(low), float(high)
 
 
-def bootstrap_replicates(
-    metric: str,
-    patient_ids: object,
-    y_true: object,
-    y_score: object,
-    *,
-    n_resamples: int = 1000,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_replicates(metric: str, patient_ids: object, y_true: object, y_score: object, *,
+                         n_resamples: int = 1000,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-resample metric values and the defined mask, as used by `patient_bootstrap`.
 
     Returns (values of the defined resamples, bool (n_resamples,) defined); resample r is
@@ -202,16 +186,9 @@ def bootstrap_replicates(
     return stats[defined], defined
 
 
-def patient_bootstrap(
-    metric: str,
-    patient_ids: object,
-    y_true: object,
-    y_score: object,
-    *,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> BootstrapResult:
+def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score: object, *,
+                      n_resamples: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> BootstrapResult:
     """Bootstrap `metric` over patients: point value, percentile CI, undefined count.
 
     metric: "auroc", "r2", "mae" (need y_true), "median", "mean", "recall@K" (y_score
@@ -223,30 +200,13 @@ def patient_bootstrap(
     value = _point(metric, scorer, n_pat)
     (stats,), defined = _replicates([scorer], n_pat, codes.size, int(n_resamples), seed)
     low, high = _interval(metric, stats[defined], level)
-    return BootstrapResult(
-        value,
-        low,
-        high,
-        n_pat,
-        int(codes.size),
-        int(n_resamples),
-        int((~defined).sum()),
-        float(level),
-        None,
-    )
+    return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
+                           int((~defined).sum()), float(level), None)
 
 
-def paired_bootstrap(
-    metric: str,
-    patient_ids: object,
-    y_true: object,
-    score_a: object,
-    score_b: object,
-    *,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> BootstrapResult:
+def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: object,
+                     score_b: object, *, n_resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> BootstrapResult:
     """Bootstrap the difference metric(a) - metric(b) on identical patient resamples.
 
     A resample is undefined when either metric is. The two-sided p-value for "no
@@ -254,9 +214,8 @@ def paired_bootstrap(
     defined resample differences d.
     """
     _check_options(n_resamples, level)
-    codes, n_pat, truth, (a, b) = _inputs(
-        metric, patient_ids, y_true, [("score_a", score_a), ("score_b", score_b)]
-    )
+    codes, n_pat, truth, (a, b) = _inputs(metric, patient_ids, y_true,
+                                          [("score_a", score_a), ("score_b", score_b)])
     scorers = [_scorer(metric, codes, n_pat, truth, s) for s in (a, b)]
     value = _point(metric, scorers[0], n_pat) - _point(metric, scorers[1], n_pat)
     (sa, sb), defined = _replicates(scorers, n_pat, codes.size, int(n_resamples), seed)
@@ -264,17 +223,8 @@ def paired_bootstrap(
     low, high = _interval(metric, diff, level)
     tail = min(np.sum(diff <= 0), np.sum(diff >= 0)) + 1
     p_value = min(1.0, 2.0 * tail / (diff.size + 1))
-    return BootstrapResult(
-        value,
-        low,
-        high,
-        n_pat,
-        int(codes.size),
-        int(n_resamples),
-        int((~defined).sum()),
-        float(level),
-        float(p_value),
-    )
+    return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
+                           int((~defined).sum()), float(level), float(p_value))
 
 
 def adjust(p_values: object, method: str = "holm") -> np.ndarray:

@@ -79,92 +79,33 @@ def _with_truth(name: str, fn: Callable[[np.ndarray, np.ndarray], float]) -> Poi
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 for _spec in (
-    MetricSpec(
-        "r2",
-        "R²",
-        1,
-        0.08,
-        3,
-        True,
-        _with_truth("r2", metrics.r2),
-        lambda c, n, y, s: scorers.r2_scorer(c, n, _truth("r2", y), s),
-    ),
-    MetricSpec(
-        "mae",
-        "MAE",
-        -1,
-        3.0,
-        1,
-        True,
-        _with_truth("mae", metrics.mae),
-        lambda c, n, y, s: scorers.mean_scorer(c, n, np.abs(_truth("mae", y) - s)),
-    ),
-    MetricSpec(
-        "auroc",
-        "AUROC",
-        1,
-        0.05,
-        3,
-        True,
-        _with_truth("auroc", metrics.auroc),
-        lambda c, n, y, s: scorers.auroc_scorer(c, n, _truth("auroc", y), s),
-    ),
-    MetricSpec(
-        "median_percentile",
-        "Median percentile",
-        -1,
-        5.0,
-        1,
-        False,
-        lambda y, s: float(np.median(_scores("median_percentile", s))),
-        lambda c, n, y, s: scorers.median_scorer(c, n, s),
-    ),
-    MetricSpec(
-        "mean_percentile",
-        "Mean percentile",
-        -1,
-        5.0,
-        1,
-        False,
-        lambda y, s: float(np.mean(_scores("mean_percentile", s))),
-        lambda c, n, y, s: scorers.mean_scorer(c, n, s),
-    ),
+    MetricSpec("r2", "R²", 1, 0.08, 3, True, _with_truth("r2", metrics.r2),
+               lambda c, n, y, s: scorers.r2_scorer(c, n, _truth("r2", y), s)),
+    MetricSpec("mae", "MAE", -1, 3.0, 1, True, _with_truth("mae", metrics.mae),
+               lambda c, n, y, s: scorers.mean_scorer(c, n, np.abs(_truth("mae", y) - s))),
+    MetricSpec("auroc", "AUROC", 1, 0.05, 3, True, _with_truth("auroc", metrics.auroc),
+               lambda c, n, y, s: scorers.auroc_scorer(c, n, _truth("auroc", y), s)),
+    MetricSpec("median_percentile", "Median percentile", -1, 5.0, 1, False,
+               lambda y, s: float(np.median(_scores("median_percentile", s))),
+               lambda c, n, y, s: scorers.median_scorer(c, n, s)),
+    MetricSpec("mean_percentile", "Mean percentile", -1, 5.0, 1, False,
+               lambda y, s: float(np.mean(_scores("mean_percentile", s))),
+               lambda c, n, y, s: scorers.mean_scorer(c, n, s)),
     # plain statistics of y_score (the bootstrap's generic "median" and "mean")
-    MetricSpec(
-        "median",
-        "Median",
-        0,
-        0.05,
-        3,
-        False,
-        lambda y, s: float(np.median(_scores("median", s))),
-        lambda c, n, y, s: scorers.median_scorer(c, n, s),
-        kind="default",
-    ),
-    MetricSpec(
-        "mean",
-        "Mean",
-        0,
-        0.05,
-        3,
-        False,
-        lambda y, s: float(np.mean(_scores("mean", s))),
-        lambda c, n, y, s: scorers.mean_scorer(c, n, s),
-        kind="default",
-    ),
+    MetricSpec("median", "Median", 0, 0.05, 3, False,
+               lambda y, s: float(np.median(_scores("median", s))),
+               lambda c, n, y, s: scorers.median_scorer(c, n, s), kind="default"),
+    MetricSpec("mean", "Mean", 0, 0.05, 3, False,
+               lambda y, s: float(np.mean(_scores("mean", s))),
+               lambda c, n, y, s: scorers.mean_scorer(c, n, s), kind="default"),
 ):
     METRICS.add(_spec.name, _spec)
 
 #: Metrics reported per kind of predictive task (``TaskDef.kind``), in report order.
 KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc",), "regression": ("r2", "mae")}
 #: Table 3's retrieval metrics, in report order.
-RETRIEVAL_METRICS: tuple[str, ...] = (
-    "median_percentile",
-    "mean_percentile",
-    "recall@1",
-    "recall@5",
-    "recall@10",
-)
+RETRIEVAL_METRICS: tuple[str, ...] = ("median_percentile", "mean_percentile", "recall@1",
+                                      "recall@5", "recall@10")
 
 #: ``recall@K``: share of queries whose match ranks in the top K (scores are 0-based ranks).
 RECALL = MetricSpec("recall@k", "Recall@K", 1, 0.08, 3, kind="recall@k")
@@ -175,13 +116,9 @@ DEFAULT = MetricSpec("default", "", 0, 0.05, 3, kind="default")
 
 
 def _recall(k: int) -> MetricSpec:
-    return replace(
-        RECALL,
-        name=f"recall@{k}",
-        label=f"Recall@{k}",
-        point=lambda y, s: metrics.recall_at_k(_scores(f"recall@{k}", s), k),
-        scorer=lambda c, n, y, s: scorers.mean_scorer(c, n, (s < k).astype(float)),
-    )
+    return replace(RECALL, name=f"recall@{k}", label=f"Recall@{k}",
+                   point=lambda y, s: metrics.recall_at_k(_scores(f"recall@{k}", s), k),
+                   scorer=lambda c, n, y, s: scorers.mean_scorer(c, n, (s < k).astype(float)))
 
 
 def metric_spec(name: str) -> MetricSpec:
@@ -216,13 +153,8 @@ def direction(name: str) -> int:
 def tolerance_kinds() -> dict[str, float]:
     """The gate's default tolerance per kind (``--tolerance KIND=VALUE``), ``default`` last."""
     out = {s.kind: s.tolerance for _, s in METRICS.items() if s.kind != "default"}
-    out.update(
-        {
-            RECALL.kind: RECALL.tolerance,
-            P_VALUE.kind: P_VALUE.tolerance,
-            DEFAULT.kind: DEFAULT.tolerance,
-        }
-    )
+    out.update({RECALL.kind: RECALL.tolerance, P_VALUE.kind: P_VALUE.tolerance,
+                DEFAULT.kind: DEFAULT.tolerance})
     return out
 
 

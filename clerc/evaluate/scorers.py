@@ -23,9 +23,8 @@ def patient_sums(codes: np.ndarray, n_patients: int, values: np.ndarray) -> np.n
     return np.bincount(codes, weights=values, minlength=n_patients)
 
 
-def group_matrix(
-    groups: np.ndarray, n_groups: int, codes: np.ndarray, n_patients: int
-) -> sparse.csr_matrix:
+def group_matrix(groups: np.ndarray, n_groups: int, codes: np.ndarray,
+                  n_patients: int) -> sparse.csr_matrix:
     """Sparse (n_groups, n_patients): how many rows of each patient fall in each group."""
     ones = np.ones(codes.size)
     return sparse.csr_matrix((ones, (groups, codes)), shape=(n_groups, n_patients))
@@ -93,9 +92,8 @@ def r2_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, p: np.ndarray) 
         unsure = np.flatnonzero(~defined)
         if unsure.size:
             drawn = counts[:, unsure] > 0
-            defined[unsure] = np.where(drawn, hi[:, None], -np.inf).max(axis=0) > np.where(
-                drawn, lo[:, None], np.inf
-            ).min(axis=0)
+            defined[unsure] = (np.where(drawn, hi[:, None], -np.inf).max(axis=0)
+                               > np.where(drawn, lo[:, None], np.inf).min(axis=0))
         return 1.0 - (res @ counts) / np.where(defined, ss_tot, 1.0), defined
 
     return score
@@ -109,9 +107,8 @@ def median_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
         # (B, n_values): each resample's rows at or below each value, contiguous per resample
         cum = np.cumsum(np.asarray(counts.T @ members_t), axis=1)
         total = cum[:, -1]
-        low = [
-            np.searchsorted(c, (t - 1) // 2, side="right") for c, t in zip(cum, total, strict=True)
-        ]
+        low = [np.searchsorted(c, (t - 1) // 2, side="right")
+               for c, t in zip(cum, total, strict=True)]
         high = [np.searchsorted(c, t // 2, side="right") for c, t in zip(cum, total, strict=True)]
         return 0.5 * (values[low] + values[high]), np.ones(counts.shape[1], dtype=bool)
 

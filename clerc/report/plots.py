@@ -27,13 +27,8 @@ from clerc.report.tables import TASK_LABELS, rank
 
 matplotlib.use("Agg")
 
-RC: Any = {
-    "svg.fonttype": "path",
-    "text.parse_math": False,
-    "font.size": 8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
+RC: Any = {"svg.fonttype": "path", "text.parse_math": False, "font.size": 8,
+      "axes.spines.top": False, "axes.spines.right": False}
 SETTING_COLOURS = {"zero_shot": "#1f77b4", "linear_probe": "#d62728", "supervised": "#2ca02c"}
 
 
@@ -49,10 +44,8 @@ def parse_cell(cell: str) -> dict[str, str | None]:
     """Split a predictions cell key into its fields (empty -> None); names a malformed key."""
     parts = str(cell).split("|")
     if len(parts) != len(CELL_FIELDS):
-        raise ValueError(
-            f"predictions cell {cell!r}: expected {len(CELL_FIELDS)} fields "
-            f"{'|'.join(CELL_FIELDS)}, got {len(parts)}"
-        )
+        raise ValueError(f"predictions cell {cell!r}: expected {len(CELL_FIELDS)} fields "
+                         f"{'|'.join(CELL_FIELDS)}, got {len(parts)}")
     return {f: (p or None) for f, p in zip(CELL_FIELDS, parts, strict=True)}
 
 
@@ -68,9 +61,8 @@ def to_svg(fig: Figure, salt: str) -> str:
     # glyph ids are shared between figures; prefix every id so inline SVGs cannot collide
     svg = text[start:]
     svg = re.sub(r'id="([^"]+)"', rf'id="{salt}-\1"', svg)
-    return re.sub(r'(xlink:href|href)="#([^"]+)"', rf'\1="#{salt}-\2"', svg).replace(
-        "url(#", f"url(#{salt}-"
-    )
+    return re.sub(r'(xlink:href|href)="#([^"]+)"', rf'\1="#{salt}-\2"',
+                  svg).replace("url(#", f"url(#{salt}-")
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -159,13 +151,8 @@ def roc_curves(pred: pd.DataFrame) -> Plot | None:
                 if y.min() == y.max():
                     continue
                 fpr, tpr, auc = _roc(y, rows["y_score"].to_numpy(float))
-                ax.plot(
-                    fpr,
-                    tpr,
-                    color=SETTING_COLOURS.get(setting, "#7f7f7f"),
-                    lw=1.2,
-                    label=f"{_setting_label(setting)} {auc:.2f}",
-                )
+                ax.plot(fpr, tpr, color=SETTING_COLOURS.get(setting, "#7f7f7f"), lw=1.2,
+                        label=f"{_setting_label(setting)} {auc:.2f}")
             ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=0.8, ls="--")
             ax.set_title(f"{_modality_label(modality)}: {_task_label(task)}", fontsize=8)
             ax.set_xlabel("1 − specificity")
@@ -190,10 +177,8 @@ def regression_scatter(pred: pd.DataFrame) -> Plot | None:
             ax.scatter(y, p, s=6, alpha=0.6, color=SETTING_COLOURS.get(setting, "#7f7f7f"))
             lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
             ax.plot([lo, hi], [lo, hi], color="#888888", lw=0.8, ls="--")
-            ax.set_title(
-                f"{_modality_label(modality)} {_task_label(task)}: {_setting_label(setting)}",
-                fontsize=8,
-            )
+            ax.set_title(f"{_modality_label(modality)} {_task_label(task)}: "
+                         f"{_setting_label(setting)}", fontsize=8)
             ax.set_xlabel("true")
             ax.set_ylabel("predicted")
     return Plot("Predicted vs true (regression tasks)", to_svg(fig, "scatter"))
@@ -207,23 +192,17 @@ def retrieval_distribution(pred: pd.DataFrame) -> Plot | None:
     cells = []
     for cell, part in rows.groupby("cell", sort=False):
         f = parse_cell(cell)
-        order = (
-            rank(MODALITY_NAMES, f["query_modality"]),
-            rank(MODALITY_NAMES, f["gallery_modality"]),
-        )
-        label = f"{_modality_label(f['query_modality'])} → {_modality_label(f['gallery_modality'])}"
+        order = (rank(MODALITY_NAMES, f["query_modality"]),
+                 rank(MODALITY_NAMES, f["gallery_modality"]))
+        label = (f"{_modality_label(f['query_modality'])} → "
+                 f"{_modality_label(f['gallery_modality'])}")
         cells.append((order, label, part["y_score"].to_numpy(float)))
     cells.sort(key=lambda c: c[0])
     fig = _figure(6.5, 0.16 * len(cells) + 1.0)
     with matplotlib.rc_context(RC):
         ax = fig.add_subplot()
-        ax.boxplot(
-            [c[2] for c in cells],
-            orientation="horizontal",
-            widths=0.6,
-            showfliers=False,
-            tick_labels=[c[1] for c in cells],
-        )
+        ax.boxplot([c[2] for c in cells], orientation="horizontal", widths=0.6, showfliers=False,
+                   tick_labels=[c[1] for c in cells])
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=6)
         ax.set_xlabel("percentile of the true match (lower is better)")

@@ -30,13 +30,9 @@ SPLIT = "test"
 def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
     s = samples[(samples["modality"] == modality) & (samples["split"] == SPLIT)]
     s = s[s["patient_id"].notna() & s["acquired_at"].notna()]
-    return pd.DataFrame(
-        {
-            "patient_id": s["patient_id"].astype(str).to_numpy(),
-            "time": s["acquired_at"].to_numpy(),
-            "idx": s.index.to_numpy(dtype=np.int64),
-        }
-    )
+    return pd.DataFrame({"patient_id": s["patient_id"].astype(str).to_numpy(),
+                         "time": s["acquired_at"].to_numpy(),
+                         "idx": s.index.to_numpy(dtype=np.int64)})
 
 
 def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
@@ -55,10 +51,9 @@ def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     pct = metrics.percentile_from_ranks(ranks, n)
     pid = pairs["patient_id"].to_numpy(dtype=object)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    records = tuple(
-        bootstrap_record(ctx, b, name, pid, None, scores[SCORES.get(name, "rank")])
-        for name in RETRIEVAL_METRICS
-    )
+    records = tuple(bootstrap_record(ctx, b, name, pid, None,
+                                     scores[SCORES.get(name, "rank")])
+                    for name in RETRIEVAL_METRICS)
     frame = cell_predictions(ctx, b, "retrieval", np.ones(n), pct, pid, pid)
     return TaskResult(records, (frame,))
 

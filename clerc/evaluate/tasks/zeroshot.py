@@ -45,9 +45,8 @@ def zero_shot_cell(ctx: Context, d: TaskDef) -> TaskResult:
     if rows.empty:
         return undefined_cell(b, d.kind, f"no {SPLIT} samples of {modality}")
     if not set(d.prompts) <= set(ctx.embeddings.prompt_texts):  # a model without a text side
-        return undefined_cell(
-            b, d.kind, "not applicable: the prompts were not embedded (the model has no text side)"
-        )
+        return undefined_cell(b, d.kind, "not applicable: the prompts were not embedded "
+                                         "(the model has no text side)")
     y, dropped = study_labels(ctx, rows, d)
     scores = sample_scores(ctx, d, rows.index.to_numpy())
     frame = study_mean(rows, scores, y)
