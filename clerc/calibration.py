@@ -69,8 +69,12 @@ class CalibrationSettings:
                              f"{self.noisy_fraction!r}")
 
 
-def key_string(key: Key) -> str:
-    """A record key as one string (JSON object keys): fields joined by ``|``, None empty."""
+def key_string(key: Key, fields: list[str] | tuple[str, ...] | None = None) -> str:
+    """A record key (``KEY_FIELDS`` order) as one string (JSON object keys): fields joined
+    by ``|``, None empty. ``fields``: the key fields a stored calibration was written with
+    (older files lack subgroup and train_fraction), in their order."""
+    if fields is not None and tuple(fields) != KEY_FIELDS:
+        key = tuple(key[KEY_FIELDS.index(f)] if f in KEY_FIELDS else None for f in fields)
     return "|".join("" if v is None else str(v) for v in key)
 
 
@@ -92,7 +96,7 @@ def record_limit(key: Key, base: dict, runs: list[dict | None],
                  settings: CalibrationSettings,
                  floors: dict[str, float]) -> dict[str, Any]:
     """The stored limit entry of one record (see the module docstring)."""
-    kind = metric_kind(str(key[-1]))
+    kind = metric_kind(str(key[KEY_FIELDS.index("metric")]))
     floor = floors.get(kind, floors["default"])
     n = base.get("n") or 0
     if n < settings.min_n:
@@ -135,7 +139,8 @@ def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
     too small or too noisy to gate."""
     by_kind: dict[str, dict[str, Any]] = {}
     for ks, entry in gate_block["limits"].items():
-        kind = metric_kind(ks.rsplit("|", 1)[-1])
+        fields = gate_block.get("key_fields") or KEY_FIELDS
+        kind = metric_kind(ks.split("|")[list(fields).index("metric")])
         row = by_kind.setdefault(kind, {"limits": [], "too_small": 0, "too_noisy": 0,
                                         "ungated": 0})
         status = entry["status"]

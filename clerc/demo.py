@@ -79,6 +79,30 @@ def stage_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return stages
 
 
+def stale_cohort(args: argparse.Namespace) -> str | None:
+    """Why the cohort already at ``--data`` is not the one this demo asks for (None when it
+    is, or when there is none yet). Only synthetic cohorts the demo wrote are checked."""
+    import dataclasses
+
+    from clerc.synthetic.config import SynthConfig
+
+    meta_path = args.data / "synth.json"
+    if not (args.data / "samples.parquet").is_file() or not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    cfg = SynthConfig.preset(args.profile)
+    if args.angio_fraction is not None:
+        cfg = dataclasses.replace(cfg, angio_fraction=args.angio_fraction)
+    want = {k: (str(v) if isinstance(v, dict) else v) for k, v in dataclasses.asdict(cfg).items()}
+    want = json.loads(json.dumps(want, default=str))
+    if (meta.get("patients"), meta.get("seed")) != (args.patients, args.seed):
+        return (f"it has {meta.get('patients')} patients (seed {meta.get('seed')}); this demo "
+                f"asks for {args.patients} (seed {args.seed})")
+    if meta.get("config") != want:
+        return f"it was drawn with another cohort profile than --profile {args.profile}"
+    return None
+
+
 def _opt(flag: str, value: object) -> list[str]:
     return [] if value is None else [flag, str(value)]
 
@@ -89,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
     from clerc.cli import main
 
     console = Console()
+    stale = stale_cohort(args)
+    if stale:
+        raise ValueError(f"--data {args.data}: {stale}; remove the directory (it is "
+                         "rewritten) or pass another --data")
     args.run.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = time.perf_counter()

@@ -44,15 +44,19 @@ from pathlib import Path
 
 from clerc.errors import UserError
 from clerc.evaluate.metric_specs import direction, spec_or_default, tolerance_kinds
-from clerc.evaluate.results import KEY_FIELDS, RECORD_FIELDS, index_records
+from clerc.evaluate.results import KEY_FIELDS, OPTIONAL_FIELDS, RECORD_FIELDS, index_records
 
-__all__ = ["DEFAULT_TOLERANCES", "KEY_FIELDS", "RECORD_FIELDS", "Drift", "compare",
-           "direction", "index_records", "metric_kind", "parse_tolerances", "print_report"]
+__all__ = ["DEFAULT_TOLERANCES", "KEY_FIELDS", "OPTIONAL_KEY_FIELDS", "RECORD_FIELDS", "Drift",
+           "compare", "direction", "index_records", "metric_kind", "parse_tolerances",
+           "print_report"]
 
+#: Key fields a record may lack (older results files): read as null.
+OPTIONAL_KEY_FIELDS = OPTIONAL_FIELDS
 #: Absolute tolerance per metric kind; ``default`` covers any other metric.
 DEFAULT_TOLERANCES: dict[str, float] = tolerance_kinds()
 
-Key = tuple[str | None, ...]
+Key = tuple[str | float | None, ...]
+_METRIC = KEY_FIELDS.index("metric")
 
 
 def metric_kind(metric: str) -> str:
@@ -76,7 +80,7 @@ class Drift:
 
     @property
     def metric(self) -> str:
-        return str(self.key[-1])
+        return str(self.key[_METRIC])
 
 
 def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
@@ -105,10 +109,11 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
             else "null on both sides"
         return Drift(key, b, r, None, "-", None, failed, reason)
     delta = r - b
-    sign = direction(str(key[-1]))
+    sign = direction(str(key[_METRIC]))
     worse = None if sign == 0 or delta == 0 else (delta * sign < 0)
     lo, hi = base["ci_low"], base["ci_high"]
-    entry = None if calibrated is None else calibrated["limits"].get(_key_string(key))
+    entry = None if calibrated is None else calibrated["limits"].get(
+        _key_string(key, calibrated.get("key_fields")))
     if calibrated is not None and entry is not None and not ci_mode:
         if entry["status"] != "gated":
             return Drift(key, b, r, delta, "-", worse, False,
@@ -121,7 +126,7 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
         limit = f"CI [{lo:.4g}, {hi:.4g}]"
         reason = "outside baseline CI" if outside else "within CI"
     else:
-        kind = metric_kind(str(key[-1]))
+        kind = metric_kind(str(key[_METRIC]))
         tol = tolerances.get(kind, tolerances["default"])
         outside = abs(delta) > tol + 1e-12
         limit = f"±{tol:g} (fixed: {kind})" + (" (no CI)" if ci_mode else "")
@@ -172,10 +177,10 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
     return out
 
 
-def _key_string(key: Key) -> str:
+def _key_string(key: Key, fields: list[str] | None = None) -> str:
     from clerc.calibration import key_string
 
-    return key_string(key)
+    return key_string(key, fields)
 
 
 def _fmt(x: float | None) -> str:
@@ -183,10 +188,14 @@ def _fmt(x: float | None) -> str:
 
 
 def _describe(key: Key) -> tuple[str, str]:
-    table, task, setting, query, gallery, modality, label, _ = key
+    table, task, setting, query, gallery, modality, label, _, subgroup, fraction = key
     where = f"{query}→{gallery}" if query or gallery else str(modality or "")
     if label and label != modality:
         where += f" (label {label})"
+    if subgroup:
+        where += f" [{subgroup}]"
+    if fraction is not None:
+        where += f" [{float(fraction):.0%} of train]"
     return f"{table} {task} {setting}", where
 
 

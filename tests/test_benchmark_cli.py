@@ -35,7 +35,7 @@ def run_dir(tmp_path_factory):
     pred.to_parquet(root / "sup.parquet")
     code = main(["benchmark", "--embeddings", str(root / "emb.npz"), "--data",
                  str(root / "data"), "--out", str(root / "out"), "--bootstrap", "10",
-                 "--supervised", str(root / "sup.parquet"), "--no-report"])
+                 "--supervised", str(root / "sup.parquet"), "--no-report", "--knn"])
     assert code == 0
     return root
 
@@ -44,8 +44,14 @@ def test_every_cell_is_present(run_dir):
     doc = json.loads((run_dir / "out/results.json").read_text())
     recs = doc["records"]
     keys = {(r["table"], r["task"], r["setting"], r["query_modality"], r["gallery_modality"],
-             r["modality"], r["label_modality"], r["metric"]) for r in recs}
-    assert len(keys) == len(recs), "duplicate record keys"
+             r["modality"], r["label_modality"], r["metric"]) for r in recs
+            if r["subgroup"] is None and r["train_fraction"] is None}
+    full = {(*k, r["subgroup"], r["train_fraction"]) for k, r in zip(
+        [(r["table"], r["task"], r["setting"], r["query_modality"], r["gallery_modality"],
+          r["modality"], r["label_modality"], r["metric"]) for r in recs], recs, strict=True)}
+    assert len(full) == len(recs), "duplicate record keys"
+    assert any(r["subgroup"] == "sex=F" for r in recs)
+    assert any(r["train_fraction"] == 0.1 and r["setting"] == "knn_probe" for r in recs)
     for q, g in permutations(MODALITY_NAMES, 2):
         for m in RETRIEVAL:
             assert ("table3", "retrieval", "retrieval", q, g, None, None, m) in keys
@@ -57,9 +63,9 @@ def test_every_cell_is_present(run_dir):
         for modality in DIAGNOSTIC:
             assert any(k[0] == "table5" and k[1] == task and k[5] == modality
                        and k[7] in ("r2", "auroc") for k in keys), (task, modality)
-    assert sum(r["table"] == "table3" for r in recs) == 56 * 5
+    assert sum(r["table"] == "table3" for r in recs) == 56 * 6
     assert {r["setting"] for r in recs} == {"retrieval", "zero_shot", "linear_probe",
-                                            "supervised", "difference"}
+                                            "supervised", "difference", "knn_probe"}
     for r in recs:
         assert set(r) >= {"value", "ci_low", "ci_high", "n", "n_undefined", "note"}
         assert r["value"] is not None or r["note"]

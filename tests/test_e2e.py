@@ -28,15 +28,17 @@ BASELINE_THREADS, CALIBRATION_THREADS, CI_THREADS = 1, (3, 4, 6), 2
 
 
 def run_clerc(*argv: str, cwd: Path, threads: int = 1) -> subprocess.CompletedProcess:
-    """Run ``clerc`` in a fresh interpreter with ``threads`` BLAS/OpenMP threads."""
+    """Run ``clerc`` in a fresh interpreter with ``threads`` BLAS/OpenMP threads (passive
+    waiting: more threads than cores must not spin against each other)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": ""}
+           "OMP_WAIT_POLICY": "PASSIVE", "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run([sys.executable, "-m", "clerc.cli", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1800)
 
 
 def demo(tmp: Path, threads: int = 1) -> Path:
     """Run the demo into ``tmp``; return its results.json."""
+    tmp.mkdir(parents=True, exist_ok=True)
     proc = run_clerc("demo", "--data", str(tmp / "cohort"), "--run", str(tmp / "run"),
                      "--reports", str(tmp / "reports"), *DEMO_ARGS, cwd=tmp, threads=threads)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -61,7 +63,8 @@ def test_demo_writes_every_table(demo_run: Path) -> None:
     assert len(retrieval) == 56
     pages = {p.name for p in (demo_run.parents[2] / "reports").glob("*.html")}
     assert {"index.html", "table1.html", "table2.html", "table3.html", "table4.html",
-            "table5.html"} <= pages
+            "table5.html", "label_efficiency.html", "subgroups_age.html",
+            "subgroups_race.html", "subgroups_sex.html"} <= pages
     index = (demo_run.parents[2] / "reports" / "index.html").read_text()
     assert "Summary" in index and "oracle ceiling" in index
     timings = json.loads((demo_run.parents[1] / "timings.json").read_text())

@@ -89,7 +89,7 @@ def test_null_transitions_fail(base):
 
 @pytest.mark.parametrize(("metric", "sign"), [
     ("auroc", 1), ("r2", 1), ("recall@5", 1), ("median_percentile", -1),
-    ("mean_percentile", -1), ("mae", -1), ("auroc_p_holm", 0), ("brier", 0),
+    ("mean_percentile", -1), ("mae", -1), ("auroc_p_holm", 0), ("brier", -1), ("kappa", 0),
 ])
 def test_direction(metric, sign):
     assert direction(metric) == sign

@@ -11,6 +11,7 @@ from clerc.evaluate.bootstrap import patient_bootstrap
 from clerc.evaluate.metric_specs import (
     KIND_METRICS,
     METRICS,
+    PROBABILITY_METRICS,
     RETRIEVAL_METRICS,
     MetricSpec,
     metric_spec,
@@ -31,6 +32,8 @@ def test_point_function_and_bootstrap_scorer_agree(name):
     spec = metric_spec(name)
     assert spec.point is not None and spec.scorer is not None and spec.label
     scores = np.floor(S * 5) if name.startswith("recall@") else S  # recall reads ranks
+    if name in PROBABILITY_METRICS:  # Brier and ECE read probabilities
+        scores = S / 2
     res = patient_bootstrap(name, PID, Y, scores, n_resamples=20, seed=0)
     assert res.value == pytest.approx(spec.point(Y, scores))
 

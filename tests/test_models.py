@@ -157,7 +157,7 @@ def test_benchmark_with_a_model_reports_not_applicable_cells(tmp_path, capsys):
     zs = [r for r in recs if r["setting"] == "zero_shot"]
     assert zs and all(is_not_applicable(r) for r in zs)
     t3 = [r for r in recs if r["table"] == "table3"]
-    assert len(t3) == 56 * 5 and all(is_not_applicable(r) for r in t3)
+    assert len(t3) == 56 * 6 and all(is_not_applicable(r) for r in t3)
     ecg = [r for r in recs if r["setting"] == "linear_probe" and r["modality"] == "ecg_waveform"]
     assert ecg and not any(is_not_applicable(r) for r in ecg)
     html = (out / "table4.html").read_text()

@@ -93,7 +93,9 @@ def test_a_toy_kind_runs_through_embed_and_a_task(toy, tmp_path):
                    label_modality="toy_vector", table5=False)
     ctx = Context(emb, read_manifest(root), (flag,), n_resamples=20)
     out = load_tasks().get("linear_probe").run(ctx)
-    [rec] = list(out)
+    recs = {r.metric: r for r in out}  # AUROC, AUPRC and (probabilities) Brier and ECE
+    assert set(recs) == {"auroc", "auprc", "brier", "ece"}
+    rec = recs["auroc"]
     assert rec.modality == "toy_vector" and rec.metric == "auroc" and rec.n == 9
     assert rec.value is not None and rec.value > 0.9  # the planted sign is linear
 

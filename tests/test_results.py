@@ -20,7 +20,8 @@ from clerc.evaluate.results import (
 from tests.planted_cohort import planted
 
 KEYS = ["table", "task", "setting", "query_modality", "gallery_modality", "modality",
-        "label_modality", "metric", "value", "ci_low", "ci_high", "n", "n_undefined", "note"]
+        "label_modality", "metric", "value", "ci_low", "ci_high", "n", "n_undefined", "note",
+        "subgroup", "train_fraction"]
 
 
 def _rec(**kw) -> Record:

@@ -13,6 +13,7 @@ import pytest
 from clerc.data.manifest import read_manifest
 from clerc.evaluate.embeddings import Embeddings, normalize_rows
 from clerc.evaluate.registry import TASKS, Context, load_definitions, load_tasks, task_names
+from clerc.evaluate.results import CELL_FIELDS
 from clerc.evaluate.tasks.common import cell_key, study_mean
 from clerc.evaluate.tasks.probe import probe_cell
 from clerc.evaluate.tasks.retrieval import pair_records
@@ -61,14 +62,14 @@ def test_retrieval_with_too_few_patients_is_undefined(tmp_path):
     s.loc[only_one & s["modality"].eq("angio_text"), "split"] = "train"
     emb = dataclasses.replace(ctx.embeddings, samples=s)
     recs = pair_records(dataclasses.replace(ctx, embeddings=emb), "angio_text", "cxr_text")
-    assert len(recs) == 5
+    assert len(recs) == 6  # median/mean percentile, recall@1/5/10, mrr
     assert all(r.value is None and "need 2" in r.note and r.n == 1 for r in recs)
 
 
 def test_zero_shot_binary_on_planted_prompts(tmp_path):
     ctx = _ctx(tmp_path, noise=0.0)
     rec = zero_shot_cell(ctx, DEFS["rbbb"])
-    assert [r.metric for r in rec] == ["auroc"]
+    assert [r.metric for r in rec] == ["auroc", "auprc"]
     assert rec[0].value == 1.0 and rec[0].modality == "ecg_waveform"
     assert rec[0].task == "rbbb" and rec[0].setting == "zero_shot"
     assert rec.predictions and rec.predictions[0]["cell"].iloc[0] == cell_key(
@@ -167,16 +168,17 @@ def test_supervised_scores_and_differences(tmp_path):
         rows.append(pd.DataFrame({"sample_id": m["sample_id"], "task": name,
                                   "score": y.reindex(m["study_id"]).to_numpy(float)}))
     recs = score_predictions(pd.concat(rows), ctx.manifest, ctx)
-    sup = {(r.task, r.modality): r for r in recs if r.setting == "supervised"}
+    sup = {(r.task, r.modality): r for r in recs
+           if r.setting == "supervised" and r.metric in ("auroc", "r2")}
     assert sup[("rbbb", "ecg_waveform")].value == 1.0
     assert sup[("pacemaker", "echo_video")].label_modality == "echo_video"
     diff = [r for r in recs if r.setting == "difference"]
-    assert {r.metric for r in diff} == {"auroc", "auroc_p_holm"}
+    assert {r.metric for r in diff} == {"auroc", "auroc_p_holm", "auprc", "auprc_p_holm"}
     for r in diff:
-        if r.metric == "auroc":
+        if r.metric in ("auroc", "auprc"):
             assert r.value <= 0 and r.ci_low <= r.value <= r.ci_high
         else:
-            assert 0 <= r.value <= 1 and "Holm over 2" in r.note
+            assert 0 <= r.value <= 1 and "Holm over 2" in r.note  # AUPRC apart from AUROC
 
 
 def test_supervised_rejects_unknown_samples(tmp_path):
@@ -190,8 +192,8 @@ def test_unknown_task_suggests_close_matches():
     load_tasks()
     with pytest.raises(UnknownNameError, match="Did you mean 'retrieval'"):
         TASKS.get("retreival")
-    assert task_names() == ["retrieval", "zero_shot", "linear_probe", "cross_modal",
-                             "supervised"]
+    assert task_names() == ["retrieval", "oracle", "zero_shot", "linear_probe", "cross_modal",
+                            "supervised", "subgroups", "label_efficiency"]
 
 
 def test_supervised_task_needs_predictions(tmp_path):
@@ -272,4 +274,5 @@ def test_tasks_return_predictions_and_leave_the_context_alone(tmp_path):
     before = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx) if f.name != "memo"}
     out = load_tasks().get("linear_probe").run(ctx)
     assert all(getattr(ctx, k) is v for k, v in before.items())
-    assert len(out.predictions) == len({r.key()[:-1] for r in out if r.value is not None})
+    cells = {r.key()[:len(CELL_FIELDS)] for r in out if r.value is not None}
+    assert len(out.predictions) == len(cells)

@@ -116,3 +116,31 @@ def test_lr_schedule_at_start_boundary_and_end() -> None:
     assert lr_at(59, cfg) == pytest.approx(1e-6)
     with pytest.raises(ValueError, match="epoch: expected >= 0, got -1"):
         lr_at(-1, cfg)
+
+
+def test_cosine_schedule_with_warmup_at_its_boundaries():
+    import dataclasses
+
+    cfg = dataclasses.replace(TrainConfig.demo(), lr=1e-3, epochs=10, warmup_epochs=1.0)
+    assert lr_at(0, cfg) == 0.0
+    assert lr_at(0.5, cfg) == pytest.approx(0.5 * 0.5 * (1 + 1) * 1e-3)  # ramp x cosine(0)
+    assert lr_at(1.0, cfg) == pytest.approx(1e-3)
+    assert lr_at(5.5, cfg) == pytest.approx(0.5e-3)  # halfway through the decay
+    assert lr_at(10.0, cfg) == pytest.approx(0.0, abs=1e-15)
+    step = dataclasses.replace(cfg, schedule="step", lr_step=4, warmup_epochs=0.0)
+    assert lr_at(3.99, step) == pytest.approx(1e-3) and lr_at(4.0, step) == pytest.approx(1e-4)
+
+
+def test_schedule_and_warmup_are_validated():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="schedule: expected one of"):
+        dataclasses.replace(TrainConfig.tiny(), schedule="linear")
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        dataclasses.replace(TrainConfig.tiny(), warmup_epochs=99.0)
+
+
+def test_demo_preset_round_trips_and_spans_a_cardiac_cycle():
+    cfg = TrainConfig.preset("demo")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.model.video_frames / cfg.model.video_fps == pytest.approx(16 / 15)

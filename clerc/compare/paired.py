@@ -39,7 +39,7 @@ def _scores(rows: pd.DataFrame, metric: str) -> tuple[str, np.ndarray]:
     pct = rows["y_score"].to_numpy(float)
     if metric in _RETRIEVAL:
         return _RETRIEVAL[metric], pct
-    if re.fullmatch(r"recall@\d+", metric):
+    if re.fullmatch(r"recall@\d+", metric) or metric == "mrr":  # both score ranks
         return metric, np.rint(pct * (len(rows) - 1) / 100.0)
     return metric, pct
 

@@ -43,9 +43,11 @@ class Run:
         return str(p.get("model") or p.get("checkpoint") or "—")
 
     def values(self) -> dict[tuple, dict[str, Any]]:
-        """Model-dependent records keyed by cell fields + metric."""
+        """Model-dependent records of the paper's tables (no subgroup or label-efficiency
+        records) keyed by cell fields + metric."""
         return {(*(r[f] for f in CELL_FIELDS), r["metric"]): r for r in self.records
-                if r["setting"] in MODEL_SETTINGS and not r["metric"].endswith("_p_holm")}
+                if r["setting"] in MODEL_SETTINGS and not r["metric"].endswith("_p_holm")
+                and r.get("subgroup") is None and r.get("train_fraction") is None}
 
 
 def cell_key(key: tuple) -> str:

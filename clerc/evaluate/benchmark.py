@@ -69,6 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=at_least(0), default=0,
                         help="processes decoding samples while embedding (0 = main process)")
     parser.add_argument("--no-report", action="store_true", help="do not render the HTML report")
+    parser.add_argument("--age-edges", type=float, nargs="+", default=None, metavar="AGE",
+                        help="subgroups task: age band edges, e.g. 40 65 (default: decades)")
+    parser.add_argument("--subgroup-min", type=at_least(2), default=10, metavar="N",
+                        help="subgroups task: fewest patients for a group to be scored")
+    parser.add_argument("--label-fractions", type=float, nargs="+", default=None,
+                        metavar="F", help="label_efficiency task: fractions of the training "
+                        "patients (default 0.01 0.1 1)")
+    parser.add_argument("--label-draws", type=at_least(1), default=5, metavar="N",
+                        help="label_efficiency task: seeded draws per fraction below 1")
+    parser.add_argument("--knn", action="store_true",
+                        help="label_efficiency task: also fit k-NN probes (every val/test row "
+                             "against every training row: minutes at 40,000 patients)")
 
 
 class Stages:
@@ -181,6 +193,19 @@ def _check_inputs(args: argparse.Namespace) -> None:
                          f"({exc.strerror or exc})") from exc
 
 
+def _extra_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings of the subgroups and label_efficiency tasks from the command line."""
+    from clerc.evaluate.knn import LabelEfficiencyConfig
+    from clerc.evaluate.subgroups import SubgroupConfig
+
+    label = {"draws": args.label_draws, "knn": args.knn}
+    if args.label_fractions:
+        label["fractions"] = tuple(args.label_fractions)
+    return {"subgroups": SubgroupConfig(age_edges=tuple(args.age_edges or ()),
+                                        min_patients=args.subgroup_min),
+            "label_efficiency": LabelEfficiencyConfig(**label)}
+
+
 def _read_supervised(path: Path) -> Any:
     """The baselines' predictions table; a file that is not Parquet is named."""
     import pandas as pd
@@ -215,7 +240,7 @@ def _run(args: argparse.Namespace, console: Any) -> int:
     supervised = _read_supervised(args.supervised) if args.supervised else None
     ctx = Context(emb, manifest, defs, n_resamples=args.bootstrap,
                   max_gap=timedelta(days=args.max_gap_days), seed=args.seed,
-                  supervised=supervised)
+                  supervised=supervised, **_extra_settings(args))
     produced = TaskResult()
     registry = load_tasks()
     for name in tasks:
@@ -258,6 +283,8 @@ def print_summary(records: list[Any], console: Any) -> None:
                       f"median {np.median(med):.1f}, best {min(med):.1f}, worst {max(med):.1f}")
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in records:
+        if r.subgroup is not None or r.train_fraction is not None or r.setting == "knn_probe":
+            continue
         if r.table == "table4" and r.setting != "difference" and not r.metric.endswith("_p_holm"):
             cells.setdefault((r.modality or "", r.task, r.metric), {})[r.setting] = r
     if cells:
@@ -270,6 +297,6 @@ def print_summary(records: list[Any], console: Any) -> None:
             table.add_row(modality, task, metric, *(_fmt(row.get(s)) for s in settings))
         console.print(table, width=max(console.width, 110))
     undefined = [r for r in records if r.value is None]
-    t5 = [r for r in records if r.table == "table5"]
+    t5 = [r for r in records if r.table == "table5" and r.subgroup is None]
     console.print(f"Table 5: {len(t5)} records; {len(undefined)} of {len(records)} records "
                   "undefined (see their notes)")

@@ -7,8 +7,9 @@ the report all read it here.
 
 Adding a metric: write its point function (``metrics.py``) and scorer factory
 (``scorers.py``), register a ``MetricSpec`` below, and list it under the task kinds that
-report it (``KIND_METRICS``). ``recall@K`` is a family (any integer K >= 1) and
-``<metric>_p_holm`` the Holm-adjusted p-value of a paired comparison of ``<metric>``.
+report it (``KIND_METRICS``). ``recall@K`` is a family (any integer K >= 1),
+``<metric>_p_holm`` the Holm-adjusted p-value of a paired comparison of ``<metric>``,
+``<metric>_gap`` a subgroup gap and ``<metric>_sd`` a spread over label-efficiency draws.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from clerc.evaluate import metrics, scorers
-from clerc.evaluate.scorers import Scorer
+from clerc.evaluate.scorers import BinaryCore, Cores, Scorer
 from clerc.registry import Registry, UnknownNameError
 
 #: ``(y_true or None, y_score) -> value``; raises ValueError when undefined.
@@ -49,6 +50,9 @@ class MetricSpec:
     point: PointFn | None = None
     scorer: ScorerFactory | None = None
     kind: str = ""
+    #: AUROC/AUPRC: the scorer from a binary core (``scorers.binary_core``) that scorers of
+    #: the same rows share (the bootstrap passes its ``cores``/``key`` to ``scorer_of``).
+    core: Callable[[BinaryCore], Scorer] | None = None
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -84,7 +88,15 @@ for _spec in (
     MetricSpec("mae", "MAE", -1, 3.0, 1, True, _with_truth("mae", metrics.mae),
                lambda c, n, y, s: scorers.mean_scorer(c, n, np.abs(_truth("mae", y) - s))),
     MetricSpec("auroc", "AUROC", 1, 0.05, 3, True, _with_truth("auroc", metrics.auroc),
-               lambda c, n, y, s: scorers.auroc_scorer(c, n, _truth("auroc", y), s)),
+               lambda c, n, y, s: scorers.auroc_scorer(c, n, _truth("auroc", y), s),
+               core=scorers.auroc_from_core),
+    MetricSpec("auprc", "AUPRC", 1, 0.06, 3, True, _with_truth("auprc", metrics.auprc),
+               lambda c, n, y, s: scorers.auprc_scorer(c, n, _truth("auprc", y), s),
+               core=scorers.auprc_from_core),
+    MetricSpec("brier", "Brier score", -1, 0.03, 3, True, _with_truth("brier", metrics.brier),
+               lambda c, n, y, s: scorers.brier_scorer(c, n, _truth("brier", y), s)),
+    MetricSpec("ece", "ECE", -1, 0.05, 3, True, _with_truth("ece", metrics.ece),
+               lambda c, n, y, s: scorers.ece_scorer(c, n, _truth("ece", y), s)),
     MetricSpec("median_percentile", "Median percentile", -1, 5.0, 1, False,
                lambda y, s: float(np.median(_scores("median_percentile", s))),
                lambda c, n, y, s: scorers.median_scorer(c, n, s)),
@@ -98,14 +110,24 @@ for _spec in (
     MetricSpec("mean", "Mean", 0, 0.05, 3, False,
                lambda y, s: float(np.mean(_scores("mean", s))),
                lambda c, n, y, s: scorers.mean_scorer(c, n, s), kind="default"),
+    # y_score holds 0-based ranks
+    MetricSpec("mrr", "MRR", 1, 0.08, 3, False,
+               lambda y, s: metrics.mean_reciprocal_rank(_scores("mrr", s)),
+               lambda c, n, y, s: scorers.mrr_scorer(c, n, s)),
 ):
     METRICS.add(_spec.name, _spec)
 
 #: Metrics reported per kind of predictive task (``TaskDef.kind``), in report order.
-KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc",), "regression": ("r2", "mae")}
+KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc", "auprc"),
+                                            "regression": ("r2", "mae")}
+#: Calibration metrics added for predictions that are probabilities (binary probes).
+PROBABILITY_METRICS: tuple[str, ...] = ("brier", "ece")
 #: Table 3's retrieval metrics, in report order.
 RETRIEVAL_METRICS: tuple[str, ...] = ("median_percentile", "mean_percentile", "recall@1",
-                                      "recall@5", "recall@10")
+                                      "recall@5", "recall@10", "mrr")
+#: Suffixes of derived metrics in their base metric's units and precision: a subgroup gap
+#: (lower is better) and the spread over label-efficiency draws (no direction).
+DERIVED_SUFFIXES: dict[str, tuple[str, Direction]] = {"_gap": (" gap", -1), "_sd": (" SD", 0)}
 
 #: ``recall@K``: share of queries whose match ranks in the top K (scores are 0-based ranks).
 RECALL = MetricSpec("recall@k", "Recall@K", 1, 0.08, 3, kind="recall@k")
@@ -128,6 +150,11 @@ def metric_spec(name: str) -> MetricSpec:
     """
     if name in METRICS:
         return METRICS.get(name)
+    for suffix, (label, better) in DERIVED_SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            base = metric_spec(name.removesuffix(suffix))
+            return replace(base, name=name, label=base.label + label, better=better,
+                           point=None, scorer=None, core=None)
     match = re.fullmatch(r"recall@(\d+)", name)
     if match and int(match.group(1)) >= 1:
         return _recall(int(match.group(1)))
@@ -160,4 +187,19 @@ def tolerance_kinds() -> dict[str, float]:
 
 def metric_order() -> list[str]:
     """Metric names in the report's order (registration order, then the retrieval ones)."""
-    return list(dict.fromkeys([*METRICS.names(), *RETRIEVAL_METRICS]))
+    return list(dict.fromkeys([*(n for n in METRICS.names() if n not in RETRIEVAL_METRICS),
+                               *RETRIEVAL_METRICS]))
+
+
+def scorer_of(spec: MetricSpec, codes: np.ndarray, n_patients: int, y_true: np.ndarray | None,
+              y_score: np.ndarray, cores: Cores | None = None, key: object = None) -> Scorer:
+    """The bootstrap scorer of ``spec`` on these rows. AUROC and AUPRC scorers made with the
+    same ``cores`` dict and ``key`` (same rows, y_true and scores) share their block
+    products (``scorers.shared_core``)."""
+    if spec.core is not None and cores is not None and key is not None:
+        core = scorers.shared_core(codes, n_patients, _truth(spec.name, y_true), y_score,
+                                   cores, key, spec.name)
+        return spec.core(core)
+    if spec.scorer is None:
+        raise ValueError(f"metric {spec.name!r} has no bootstrap scorer")
+    return spec.scorer(codes, n_patients, y_true, y_score)

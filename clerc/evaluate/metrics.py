@@ -1,4 +1,5 @@
-"""Pure numpy metrics: retrieval ranks, AUROC, R^2, MAE, zero-shot regression.
+"""Pure numpy metrics: retrieval ranks, AUROC, AUPRC, R^2, MAE, calibration, zero-shot
+regression.
 
 Retrieval ranks are computed by a chunked float32 matmul: peak memory is O(chunk x G),
 never a Q x G score matrix, never an argsort. Ties are counted against the model
@@ -11,9 +12,14 @@ import numpy as np
 from scipy.stats import rankdata
 
 __all__ = [
+    "auprc",
     "auroc",
+    "brier",
+    "ece",
+    "ece_bins",
     "l2_normalise",
     "mae",
+    "mean_reciprocal_rank",
     "percentile_from_ranks",
     "percentile_ranks",
     "r2",
@@ -164,6 +170,74 @@ def auroc(y_true: np.ndarray, y_score: np.ndarray) -> float:
                          f"{n_neg} negative)")
     ranks = rankdata(s, method="average")
     return float((ranks[t == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _binary(name: str, y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t, s = _paired(name, y_true, y_score)
+    if not np.isin(t, (0.0, 1.0)).all():
+        raise ValueError(f"{name}: y_true must contain only 0 and 1")
+    return t, s
+
+
+def auprc(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Area under the precision-recall curve as average precision: sum over distinct score
+    thresholds (highest first) of the recall gained times the precision there. Tied scores
+    form one threshold (as sklearn's ``average_precision_score``); no positives raises."""
+    t, s = _binary("auprc", y_true, y_score)
+    n_pos = float(t.sum())
+    if n_pos == 0:
+        raise ValueError("auprc is undefined without positives")
+    order = np.argsort(-s, kind="mergesort")
+    s, t = s[order], t[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last row of each tie group
+    tp = np.cumsum(t)[last]
+    precision = tp / (last + 1.0)
+    return float(np.sum(np.diff(np.r_[0.0, tp]) * precision) / n_pos)
+
+
+def _probabilities(name: str, y_true: np.ndarray,
+                   y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _binary(name, y_true, y_prob)
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError(f"{name}: predicted probabilities must lie in [0, 1], got "
+                         f"[{p.min():.4g}, {p.max():.4g}]")
+    return t, p
+
+
+def brier(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """Brier score: mean squared difference of the predicted probability and the outcome."""
+    t, p = _probabilities("brier", y_true, y_prob)
+    return float(np.mean((p - t) ** 2))
+
+
+#: Equal-width probability bins of the expected calibration error.
+ECE_BINS = 10
+
+
+def ece_bins(y_prob: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Bin of each probability: ``floor(p * n_bins)``, with p = 1 in the last bin."""
+    p = np.asarray(y_prob, dtype=np.float64)
+    return np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+
+
+def ece(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error over ``n_bins`` equal-width bins of [0, 1]: the
+    row-weighted mean over bins of |observed rate - mean predicted probability|."""
+    t, p = _probabilities("ece", y_true, y_prob)
+    if int(n_bins) < 1:
+        raise ValueError(f"ece needs n_bins >= 1, got {n_bins}")
+    gap = np.bincount(ece_bins(p, int(n_bins)), weights=t - p, minlength=int(n_bins))
+    return float(np.abs(gap).sum() / t.size)
+
+
+def mean_reciprocal_rank(ranks: np.ndarray) -> float:
+    """Mean of 1 / (rank + 1) over queries (rank 0 = retrieved first, so 1 is perfect)."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if r.size == 0:
+        raise ValueError("mean reciprocal rank of zero queries is undefined")
+    if not np.isfinite(r).all() or r.min() < 0:
+        raise ValueError("mean reciprocal rank needs finite ranks >= 0")
+    return float(np.mean(1.0 / (r + 1.0)))
 
 
 def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -21,7 +21,9 @@ import pandas as pd
 
 from clerc.data.manifest import Manifest
 from clerc.evaluate.embeddings import Embeddings
+from clerc.evaluate.knn import LabelEfficiencyConfig
 from clerc.evaluate.results import TaskResult
+from clerc.evaluate.subgroups import SubgroupConfig
 from clerc.modalities import DIAGNOSTIC
 from clerc.registry import Registry
 
@@ -164,6 +166,8 @@ class Context:
     max_gap: timedelta = timedelta(days=365)
     seed: int = 0
     supervised: pd.DataFrame | None = None
+    subgroups: SubgroupConfig = field(default_factory=SubgroupConfig)
+    label_efficiency: LabelEfficiencyConfig = field(default_factory=LabelEfficiencyConfig)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -203,7 +207,8 @@ def task(name: str, table: str, setting: str) -> Callable[[TaskFn], TaskFn]:
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
     f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "oracle", "zeroshot", "probe",
-                                          "crossmodal", "supervised"))
+                                          "crossmodal", "supervised", "subgroups",
+                                          "label_efficiency"))
 
 
 def load_tasks() -> Registry[Task]:

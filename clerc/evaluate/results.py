@@ -37,14 +37,18 @@ TABLES: tuple[str, ...] = ("table3", "table4", "table5")
 #: ``oracle``: a ceiling from a synthetic cohort's planted latent variables (Table 3).
 SETTINGS: tuple[str, ...] = (
     "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "oracle",
+    "knn_probe",
 )
-#: The fields that name a table cell; with ``metric`` they identify a record.
+#: The fields that name a table cell; with ``metric`` (and, for the subgroup and
+#: label-efficiency tasks, ``subgroup``/``train_fraction``) they identify a record.
 CELL_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
                                 "gallery_modality", "modality", "label_modality")
-KEY_FIELDS: tuple[str, ...] = (*CELL_FIELDS, "metric")
+#: Record keys that older results files may lack (read as null).
+OPTIONAL_FIELDS: tuple[str, ...] = ("subgroup", "train_fraction")
+KEY_FIELDS: tuple[str, ...] = (*CELL_FIELDS, "metric", *OPTIONAL_FIELDS)
 #: Every field of a record, in ``results.json`` order.
-RECORD_FIELDS: tuple[str, ...] = (*KEY_FIELDS, "value", "ci_low", "ci_high", "n",
-                                  "n_undefined", "note")
+RECORD_FIELDS: tuple[str, ...] = (*CELL_FIELDS, "metric", "value", "ci_low", "ci_high", "n",
+                                  "n_undefined", "note", *OPTIONAL_FIELDS)
 MODALITY_FIELDS: tuple[str, ...] = ("query_modality", "gallery_modality", "modality",
                                     "label_modality")
 #: Columns of ``predictions.parquet``.
@@ -85,6 +89,11 @@ class Record:
     n: int
     n_undefined: int
     note: str | None
+    #: The patients scored when not all: ``"sex=F"``, ``"age=60-69"``, ``"race=Black"``, or
+    #: a family alone (``"sex"``) for its largest between-group gap (metric ``<m>_gap``).
+    subgroup: str | None = None
+    #: Fraction of the training patients a probe was fitted on (label efficiency).
+    train_fraction: float | None = None
 
     def __post_init__(self) -> None:
         if self.table not in TABLES:
@@ -95,12 +104,17 @@ class Record:
             object.__setattr__(self, name, _finite_or_none(name, getattr(self, name)))
         object.__setattr__(self, "n", int(self.n))
         object.__setattr__(self, "n_undefined", int(self.n_undefined))
+        if self.train_fraction is not None:
+            f = float(self.train_fraction)
+            if not 0.0 < f <= 1.0:
+                raise ValueError(f"Record.train_fraction must lie in (0, 1], got {f}")
+            object.__setattr__(self, "train_fraction", f)
         if self.value is None and not self.note:
             raise ValueError(
                 f"Record {self.key()}: an undefined value needs a note saying why"
             )
 
-    def key(self) -> tuple[str | None, ...]:
+    def key(self) -> tuple[str | float | None, ...]:
         """Identity of the cell (what the gate compares on)."""
         return tuple(getattr(self, f) for f in KEY_FIELDS)
 
@@ -110,18 +124,20 @@ class Record:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "record") -> Record:
         check_record(d, where)
-        return cls(**{n: d[n] for n in RECORD_FIELDS})
+        values: dict[str, Any] = {n: d.get(n) for n in RECORD_FIELDS}
+        return cls(**values)
 
 
 assert tuple(f.name for f in fields(Record)) == RECORD_FIELDS
 
 
 def check_record(rec: object, where: str) -> None:
-    """Check a record read as JSON: an object with every field, a known table and
-    setting, modality fields naming modalities. ``where`` prefixes the message."""
+    """Check a record read as JSON: an object with every field (``OPTIONAL_FIELDS`` may be
+    missing, read as null), a known table and setting, modality fields naming modalities.
+    ``where`` prefixes the message."""
     if not isinstance(rec, dict):
         raise ValueError(f"{where}: expected an object, got {type(rec).__name__}")
-    missing = [f for f in RECORD_FIELDS if f not in rec]
+    missing = [f for f in RECORD_FIELDS if f not in rec and f not in OPTIONAL_FIELDS]
     if missing:
         raise ValueError(f"{where}: missing {', '.join(missing)}")
     if rec["table"] not in TABLES:
@@ -142,7 +158,7 @@ def index_records(doc: object, source: str) -> dict[tuple[Any, ...], dict[str, A
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for i, rec in enumerate(records):
         check_record(rec, f"{source}: record {i}")
-        key = tuple(rec[f] for f in KEY_FIELDS)
+        key = tuple(rec.get(f) for f in KEY_FIELDS)
         if key in out:
             raise ValueError(f"{source}: record {i} repeats the key {key}")
         out[key] = rec

@@ -121,7 +121,8 @@ def _plots(records: list[dict], predictions) -> list:
     if median:
         out.append(plots.heatmap(median, "Median percentile"))
     if predictions is not None:
-        for make in (plots.roc_curves, plots.regression_scatter, plots.retrieval_distribution):
+        for make in (plots.roc_curves, plots.regression_scatter, plots.retrieval_distribution,
+                     plots.reliability_diagram):
             plot = make(predictions)
             if plot is not None:
                 out.append(plot)
@@ -130,10 +131,24 @@ def _plots(records: list[dict], predictions) -> list:
 
 def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
     """The template context of every page, keyed by page name."""
-    from clerc.report import tables
+    from clerc.report import extras, tables
 
-    records = doc["records"]
+    everything = doc["records"]
+    records = [r for r in everything if extras.is_main(r)]
     counts = {t: sum(r["table"] == t for r in records) for t in TABLES}
+    pages_shown = dict(PAGES)
+    extra_pages: dict[str, dict] = {}
+    for family in extras.families(everything):
+        name = f"subgroups_{family}"
+        pages_shown[name] = f"Subgroups by {extras.FAMILY_LABELS.get(family, family).lower()}"
+        extra_pages[name] = {**extras.subgroup_page(everything, family), "template": "subgroups"}
+        counts[name] = sum(str(r.get("subgroup") or "").split("=")[0] == family
+                           for r in everything)
+    if any(r.get("train_fraction") is not None for r in everything):
+        pages_shown["label_efficiency"] = "Label efficiency"
+        extra_pages["label_efficiency"] = extras.label_efficiency_page(everything)
+        counts["label_efficiency"] = sum(r.get("train_fraction") is not None
+                                         for r in everything)
     plots = [{"title": p.title, "svg": Markup(p.svg)} for p in _plots(records, predictions)]
     from clerc.report.summary import summary
 
@@ -146,12 +161,12 @@ def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
     }
     pages = {"index": index, "table1": tables.table1(doc["cohort"]),
              "table2": tables.table2(doc["cohort"]), "table3": tables.table3(records),
-             "table4": tables.table4(records), "table5": tables.table5(records)}
+             "table4": tables.table4(records), "table5": tables.table5(records), **extra_pages}
     from clerc.report.paper import paper_source
 
     citation, discrepancies = paper_source()
     for name, ctx in pages.items():
-        ctx.update(page=name, title=PAGES[name], pages=PAGES, source=source,
+        ctx.update(page=name, title=pages_shown[name], pages=pages_shown, source=source,
                    paper_source=citation, paper_notes=discrepancies)
     return pages
 
@@ -166,7 +181,8 @@ def render(results_path: Path | str, out_dir: Path | str) -> list[Path]:
     written = []
     for name, ctx in contexts(doc, predictions, results_path.name).items():
         path = out_dir / f"{name}.html"
-        path.write_text(env.get_template(f"{name}.html.j2").render(**ctx), encoding="utf-8")
+        template = ctx.pop("template", name)
+        path.write_text(env.get_template(f"{template}.html.j2").render(**ctx), encoding="utf-8")
         written.append(path)
     return written
 

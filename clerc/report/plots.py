@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -208,3 +209,109 @@ def retrieval_distribution(pred: pd.DataFrame) -> Plot | None:
         ax.set_xlabel("percentile of the true match (lower is better)")
         ax.set_xlim(0, 100)
     return Plot("Distribution of retrieval percentiles per cell", to_svg(fig, "retrieval"))
+
+
+def reliability_diagram(pred: pd.DataFrame, n_bins: int = 10) -> Plot | None:
+    """Observed rate against mean predicted probability per bin, a line per binary Table 4
+    probe cell (CLERC linear probe; supervised too when its scores are probabilities)."""
+    from clerc.evaluate.metrics import ece_bins
+
+    lines = []
+    for (task, modality, _), by_setting in _groups(pred, "binary").items():
+        for setting in ("linear_probe", "supervised"):
+            rows = by_setting.get(setting)
+            if rows is None:
+                continue
+            y, p = rows["y_true"].to_numpy(float), rows["y_score"].to_numpy(float)
+            if p.min() < 0 or p.max() > 1:
+                continue
+            b = ece_bins(p, n_bins)
+            n = np.bincount(b, minlength=n_bins)
+            ok = n > 0
+            conf = np.bincount(b, weights=p, minlength=n_bins)[ok] / n[ok]
+            rate = np.bincount(b, weights=y, minlength=n_bins)[ok] / n[ok]
+            lines.append((setting, f"{_modality_label(modality)}: {_task_label(task)}", conf,
+                          rate))
+    if not lines:
+        return None
+    settings = list(dict.fromkeys(s for s, _, _, _ in lines))
+    fig, axes = _panels(len(settings), 2, 3.6)
+    with matplotlib.rc_context(RC):
+        for ax, setting in zip(axes, settings, strict=True):
+            for s, label, conf, rate in lines:
+                if s == setting:
+                    ax.plot(conf, rate, marker="o", ms=2.5, lw=1, label=label)
+            ax.plot([0, 1], [0, 1], color="#888888", lw=0.8, ls="--")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("mean predicted probability (bin)")
+            ax.set_ylabel("observed positive rate")
+            ax.set_title(f"{_setting_label(setting)} ({n_bins} equal-width bins)", fontsize=8)
+            ax.legend(fontsize=5, loc="upper left", frameon=False)
+    return Plot("Reliability diagram of probe probabilities (test set)",
+                to_svg(fig, "reliability"))
+
+
+LE_METRIC = {"binary": "auroc", "regression": "r2"}
+
+
+def label_efficiency(records: list[dict]) -> Plot | None:
+    """Metric against labelled training patients per Table 4 task: CLERC linear and k-NN
+    probes (mean over draws, bars = ±1 sd across draws), the supervised baseline (trained
+    on every training patient) and zero-shot (no labels) on the same axes."""
+    le = [r for r in records if r.get("train_fraction") is not None and r["table"] == "table4"
+          and r.get("subgroup") is None]
+    if not le:
+        return None
+    index = {(r["task"], r["modality"], r["setting"], r["train_fraction"], r["metric"]): r
+             for r in le}
+    main = {(r["task"], r["modality"], r["setting"], r["metric"]): r for r in records
+            if r["table"] == "table4" and r.get("subgroup") is None
+            and r.get("train_fraction") is None}
+    cells = sorted({(r["task"], r["modality"]) for r in le},
+                   key=lambda c: (rank(MODALITY_NAMES, c[1]), rank(list(TASK_LABELS), c[0])))
+    fig, axes = _panels(len(cells), 4, 2.5)
+    colours = {"linear_probe": SETTING_COLOURS["linear_probe"], "knn_probe": "#9467bd"}
+    with matplotlib.rc_context(RC):
+        for ax, (task, modality) in zip(axes, cells, strict=True):
+            metric = "r2" if any(k[0] == task and k[1] == modality and k[4] == "r2"
+                                 for k in index) else "auroc"
+            fractions = sorted({k[3] for k in index if k[:2] == (task, modality)})
+            n_of = {f: index.get((task, modality, "linear_probe", f, "train_patients"))
+                    for f in fractions}
+            xs = {f: (r["value"] if r and r["value"] else None) for f, r in n_of.items()}
+            drawn = False
+            for setting, colour in colours.items():
+                found = [(xs[f], index.get((task, modality, setting, f, metric)),
+                          index.get((task, modality, setting, f, f"{metric}_sd")))
+                         for f in fractions if xs[f]]
+                pts = [(x, r["value"], sd["value"] if sd and sd["value"] else 0.0)
+                       for x, r, sd in found if r and r["value"] is not None]
+                if pts:
+                    x, v, e = map(np.asarray, zip(*pts, strict=True))
+                    ax.errorbar(x, v, yerr=e, color=colour, marker="o", ms=3, lw=1.2,
+                                capsize=2, label=f"CLERC {_setting_label(setting)}")
+                    drawn = True
+            sup = main.get((task, modality, "supervised", metric))
+            full = max((x for x in xs.values() if x), default=None)
+            if sup and sup["value"] is not None and full:
+                ax.plot([full], [sup["value"]], marker="*", ms=8, ls="none",
+                        color=SETTING_COLOURS["supervised"], label="supervised (all train)")
+            zs = main.get((task, modality, "zero_shot", metric))
+            if zs and zs["value"] is not None:
+                ax.axhline(zs["value"], color=SETTING_COLOURS["zero_shot"], lw=0.9, ls="--",
+                           label="zero-shot (no labels)")
+            ax.set_xscale("log")
+            ticks = sorted({float(x) for x in xs.values() if x})
+            ax.set_xticks(ticks, [f"{t:,.0f}" for t in ticks])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_title(f"{_modality_label(modality)}: {_task_label(task)}", fontsize=8)
+            ax.set_xlabel("labelled training patients")
+            ax.set_ylabel("R²" if metric == "r2" else "AUROC")
+            if not drawn:
+                ax.text(0.5, 0.5, "no fraction could be scored", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=7, color="#666666")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=5, loc="best", frameon=False)
+    return Plot("Label efficiency: metric against labelled training patients",
+                to_svg(fig, "label-efficiency"))

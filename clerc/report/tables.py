@@ -33,6 +33,7 @@ SETTING_LABELS = {"zero_shot": "Zero-shot", "linear_probe": "Linear probing",
 #: Metric order of the tables (the order of ``metric_specs``).
 METRIC_ORDER = tuple(metric_order())
 MISSING = "not in results"
+NOT_PROBABILITIES = "not computed: zero-shot scores are not probabilities (no calibration)"
 #: Colour scale of matrix cells from best (t = 0) through neutral to worst (t = 1).
 PALETTE = ((0.10, 0.59, 0.25), (1.0, 1.0, 0.75), (0.84, 0.10, 0.11))
 
@@ -66,9 +67,10 @@ class Notes:
 def fmt_value(metric: str, value: float, signed: bool = False) -> str:
     """A metric value with the paper's precision (true minus sign; ``+`` when ``signed``);
     p-values below 0.001 as ``<0.001``."""
-    spec = spec_or_default(metric)
+    spec = spec_or_default(metric)  # a gap/spread (``_gap``, ``_sd``) in the metric's units
     if spec.kind == "p_value":
         return "<0.001" if value < 0.001 else spec.format(value)
+    value = round(value, spec.decimals) + 0.0  # no "−0.000" for a value that rounds to zero
     return spec.format(value, signed).replace("-", "−")
 
 
@@ -77,10 +79,15 @@ def metric_label(metric: str) -> str:
     return spec_or_default(metric).label
 
 
+#: The tables' label of each metric (from ``metric_specs``).
+METRIC_LABELS = {m: metric_label(m) for m in METRIC_ORDER}
+
+
 def fmt_ci(metric: str, low: float, high: float) -> str:
     """``0.861–0.907``, or ``−0.083 to 0.012`` when a bound is negative."""
-    sep = " to " if low < 0 else "–"
-    return f"{fmt_value(metric, low)}{sep}{fmt_value(metric, high)}"
+    lo = fmt_value(metric, low)
+    sep = " to " if lo.startswith("−") else "–"
+    return f"{lo}{sep}{fmt_value(metric, high)}"
 
 
 def fmt_count(value: object) -> str:
@@ -305,7 +312,9 @@ def table4(records: list[dict]) -> dict:
             return index.get((*k, setting, m))
 
         why = "no supervised baseline for this task"
-        cells = [make_cell(get(s), notes, missing=why if s == "supervised" else MISSING)
+        cells = [make_cell(get(s), notes, missing=why if s == "supervised"
+                           else NOT_PROBABILITIES if s == "zero_shot"
+                           and metric in ("brier", "ece") else MISSING)
                  for s in settings]
         if has_diff:
             diff_why = why if get("supervised") is None else MISSING

@@ -17,7 +17,7 @@ import pandas as pd
 from clerc.compare.pairing import pairing_key, pseudonyms
 from clerc.evaluate import bootstrap
 from clerc.evaluate.matching import study_or_nearest
-from clerc.evaluate.metric_specs import KIND_METRICS, metric_spec
+from clerc.evaluate.metric_specs import KIND_METRICS, PROBABILITY_METRICS, metric_spec
 from clerc.evaluate.registry import Context, TaskDef
 from clerc.evaluate.results import (
     CELL_FIELDS,
@@ -81,6 +81,50 @@ def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: 
                   n=res.n, n_undefined=res.n_undefined, note=note)
 
 
+#: Metrics bootstrapped on the resamples of another metric of the same cell (its seed):
+#: they were added after it, so its interval is unchanged and they cost no extra draws.
+SHARES_DRAWS: dict[str, str] = {"auprc": "auroc", "brier": "auroc", "ece": "auroc",
+                                "mrr": "recall@1"}
+
+
+def bootstrap_records(ctx: Context, b: dict[str, Any], specs: list[tuple[str, str, Any]],
+                      patient_ids: np.ndarray, y_true: np.ndarray | None,
+                      note: str | None = None) -> list[Record]:
+    """``bootstrap_record`` of each (record name, bootstrap metric, y_score) of one cell,
+    identical records, but metrics that share a seed (``SHARES_DRAWS``) share one set of
+    resample counts instead of drawing it once each."""
+    n = int(pd.unique(np.asarray(patient_ids, dtype=object)).size)
+    names = [name for name, _, _ in specs]
+    seed_of = {name: SHARES_DRAWS.get(name, name) for name in names}
+    seed_of = {k: v if v in names else k for k, v in seed_of.items()}
+    if n < MIN_PATIENTS or ctx.n_resamples < 1:
+        return [bootstrap_record(ctx, b, metric, patient_ids, y_true, score, note, name)
+                for name, metric, score in specs]
+    out: dict[str, Record] = {}
+    groups: dict[str, list[tuple[str, str, Any, float]]] = {}
+    for name, metric, score in specs:
+        try:
+            value = _point(metric, y_true, score)
+        except ValueError as exc:
+            out[name] = undefined(b, name, _first(str(exc), note), n)
+            continue
+        groups.setdefault(seed_of[name], []).append((name, metric, score, value))
+    for seed_name, group in groups.items():
+        results = bootstrap.patient_bootstrap_many(
+            [(metric, score) for _, metric, score, _ in group], patient_ids, y_true,
+            n_resamples=ctx.n_resamples, seed=cell_seed(ctx, b, seed_name))
+        for (name, _, _, value), res in zip(group, results, strict=True):
+            if isinstance(res, str):
+                out[name] = Record(**b, metric=name, value=value, ci_low=None, ci_high=None,
+                                   n=n, n_undefined=ctx.n_resamples,
+                                   note=_join(f"no interval: {res}", note))
+            else:
+                out[name] = Record(**b, metric=name, value=res.value, ci_low=res.ci_low,
+                                   ci_high=res.ci_high, n=res.n, n_undefined=res.n_undefined,
+                                   note=note)
+    return [out[name] for name in names]
+
+
 def _point(metric: str, y_true: np.ndarray | None, y_score: np.ndarray) -> float:
     """The metric on all rows (raises ValueError when undefined)."""
     point = metric_spec(metric).point
@@ -108,14 +152,22 @@ class StudyPredictions:
     note: str | None = None
 
 
-def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions) -> TaskResult:
-    """Records (one per metric of the kind) for study-level predictions, and the
-    predictions themselves (for the plots)."""
+def cell_metrics(kind: str, probabilities: bool = False) -> tuple[str, ...]:
+    """Metrics of a cell: those of its kind, plus calibration for binary probabilities."""
+    extra = PROBABILITY_METRICS if probabilities and kind == "binary" else ()
+    return KIND_METRICS[kind] + extra
+
+
+def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
+                       probabilities: bool = False) -> TaskResult:
+    """Records (one per metric of the cell) for study-level predictions, and the
+    predictions themselves (for the plots). ``probabilities``: the scores are
+    probabilities (adds Brier score and ECE)."""
     f = sp.frame
     y_true, y_score = f["y_true"].to_numpy(float), f["y_score"].to_numpy(float)
     pid = f["patient_id"].to_numpy(dtype=object)
-    records = tuple(bootstrap_record(ctx, b, m, pid, y_true, y_score, sp.note)
-                    for m in KIND_METRICS[sp.kind])
+    specs = [(m, m, y_score) for m in cell_metrics(sp.kind, probabilities)]
+    records = tuple(bootstrap_records(ctx, b, specs, pid, y_true, sp.note))
     frame = cell_predictions(ctx, b, sp.kind, y_true, y_score, f["patient_id"].to_numpy(),
                              f["study_id"].to_numpy())
     return TaskResult(records, (frame,))
@@ -135,9 +187,10 @@ def cell_predictions(ctx: Context, b: dict[str, Any], kind: str, y_true: np.ndar
     return frame
 
 
-def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0) -> TaskResult:
-    """One undefined record per metric of the kind."""
-    return TaskResult(tuple(undefined(b, m, note, n) for m in KIND_METRICS[kind]))
+def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0,
+                   probabilities: bool = False) -> TaskResult:
+    """One undefined record per metric of the cell."""
+    return TaskResult(tuple(undefined(b, m, note, n) for m in cell_metrics(kind, probabilities)))
 
 
 def studies(samples: pd.DataFrame, modality: str, split: str) -> pd.DataFrame:

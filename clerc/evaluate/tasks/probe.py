@@ -77,8 +77,8 @@ def probe_cell(ctx: Context, d: TaskDef, table: str, modality: str) -> TaskResul
     b = base(table, d.label, "linear_probe", modality=modality, label_modality=d.label_modality)
     sp = probe_predictions(ctx, d, modality)
     if isinstance(sp, str):
-        return undefined_cell(b, d.kind, sp)
-    return predictive_records(ctx, b, sp)
+        return undefined_cell(b, d.kind, sp, probabilities=True)
+    return predictive_records(ctx, b, sp, probabilities=True)
 
 
 @task("linear_probe", "table4", "linear_probe")

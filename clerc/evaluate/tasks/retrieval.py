@@ -3,7 +3,8 @@
 For a pair (query, gallery): test patients with both modalities; per patient the pair of
 samples closest in time (no gap limit, as in the paper); every query sample ranks all
 matched gallery samples by cosine similarity. Metrics: median and mean percentile of the
-true match (0 = retrieved first), recall@1/5/10; each with a patient-level bootstrap
+true match (0 = retrieved first), recall@1/5/10, mean reciprocal rank (mean of
+1 / (rank + 1)); each with a patient-level bootstrap
 interval; ``n`` = patients. Ties count against the model (see ``metrics.retrieval_ranks``).
 """
 
@@ -19,7 +20,7 @@ from clerc.evaluate.matching import closest_pairs
 from clerc.evaluate.metric_specs import RETRIEVAL_METRICS
 from clerc.evaluate.registry import Context, task
 from clerc.evaluate.results import TaskResult, undefined
-from clerc.evaluate.tasks.common import base, bootstrap_record, cell_predictions
+from clerc.evaluate.tasks.common import base, bootstrap_records, cell_predictions
 from clerc.modalities import MODALITY_NAMES
 
 #: The scores each retrieval metric reads: percentiles of the match, or its 0-based rank.
@@ -36,7 +37,7 @@ def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
 
 
 def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
-    """The five retrieval records of one ordered modality pair."""
+    """The retrieval records of one ordered modality pair."""
     b = base("table3", "retrieval", "retrieval", query=query, gallery=gallery)
     samples = ctx.embeddings.samples
     pairs = closest_pairs(_side(samples, query), _side(samples, gallery), None)
@@ -51,9 +52,8 @@ def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     pct = metrics.percentile_from_ranks(ranks, n)
     pid = pairs["patient_id"].to_numpy(dtype=object)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    records = tuple(bootstrap_record(ctx, b, name, pid, None,
-                                     scores[SCORES.get(name, "rank")])
-                    for name in RETRIEVAL_METRICS)
+    records = tuple(bootstrap_records(ctx, b, [(name, name, scores[SCORES.get(name, "rank")])
+                                               for name in RETRIEVAL_METRICS], pid, None))
     frame = cell_predictions(ctx, b, "retrieval", np.ones(n), pct, pid, pid)
     return TaskResult(records, (frame,))
 

@@ -71,9 +71,23 @@ def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
     """Supervised records per (task, modality) and CLERC-minus-supervised differences."""
     ctx = dataclasses.replace(context, manifest=manifest) if manifest is not context.manifest \
         else context
-    joined = _joined(predictions, manifest)
     out = TaskResult()
     pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]] = []
+    for b, d, sp in supervised_cells(predictions, ctx):
+        if isinstance(sp, str):
+            out += undefined_cell(b, d.kind, sp, probabilities=True)
+            continue
+        out += predictive_records(ctx, b, sp, probabilities=True)
+        if b["table"] == "table4":
+            pending += _differences(ctx, d, str(b["modality"]), sp)
+    return out + _holm(pending)
+
+
+def supervised_cells(predictions: pd.DataFrame, ctx: Context
+                     ) -> list[tuple[dict, TaskDef, StudyPredictions | str]]:
+    """(key fields, definition, study-level predictions or why none) per (task, modality)."""
+    joined = _joined(predictions, ctx.manifest)
+    out: list[tuple[dict, TaskDef, StudyPredictions | str]] = []
     for (name, modality), group in joined.groupby(["task", "modality"], sort=True):
         d = _resolve(ctx.definitions, str(name), str(modality))
         table = "table4" if d.table4 and d.modality == modality else "table5"
@@ -81,15 +95,13 @@ def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
                  label_modality=d.label_modality)
         rows = studies(group, str(modality), SPLIT)
         if rows.empty:
-            out += undefined_cell(b, d.kind, f"no {SPLIT} predictions for {name} on {modality}")
+            out.append((b, d, f"no {SPLIT} predictions for {name} on {modality}"))
             continue
         y, dropped = study_labels(ctx, rows, d)
-        sp = StudyPredictions(study_mean(rows, rows["score"].to_numpy(float), y), d.kind,
-                              gap_note(ctx, d, dropped, rows["study_id"].nunique()))
-        out += predictive_records(ctx, b, sp)
-        if table == "table4":
-            pending += _differences(ctx, d, str(modality), sp)
-    return out + _holm(pending)
+        out.append((b, d, StudyPredictions(study_mean(rows, rows["score"].to_numpy(float), y),
+                                           d.kind,
+                                           gap_note(ctx, d, dropped, rows["study_id"].nunique()))))
+    return out
 
 
 def _differences(ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
@@ -117,22 +129,35 @@ def _differences(ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
     return out
 
 
+#: Metrics whose differences are Holm-adjusted in a family of their own.
+_HOLM_FAMILY: dict[str, str] = {"auprc": "auprc"}
+
+
 def _holm(pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]]) -> list[Record]:
-    """Difference records plus Holm-adjusted p-values across every compared cell."""
-    done = [r for _, _, r in pending if not isinstance(r, str)]
-    adjusted = iter(bootstrap.adjust([r.p_value for r in done], method="holm")) if done \
-        else iter(())
+    """Difference records plus Holm-adjusted p-values across every compared cell: one
+    family for the paper's metrics (AUROC, R², MAE), one per added metric (AUPRC), so the
+    paper's adjusted p-values do not depend on the added comparisons."""
+    adjusted: dict[int, float] = {}
+    family: dict[str, int] = {}
+    for fam in dict.fromkeys(_HOLM_FAMILY.get(m, "paper") for _, m, _ in pending):
+        done = [(i, r) for i, (_, m, r) in enumerate(pending)
+                if _HOLM_FAMILY.get(m, "paper") == fam and not isinstance(r, str)]
+        idx = [i for i, _ in done]
+        family[fam] = len(idx)
+        if idx:
+            p = bootstrap.adjust([r.p_value for _, r in done], method="holm")
+            adjusted.update(zip(idx, (float(v) for v in p), strict=True))
     out: list[Record] = []
-    for b, m, r in pending:
+    for i, (b, m, r) in enumerate(pending):
         if isinstance(r, str):
             out += [undefined(b, m, r), undefined(b, f"{m}_p_holm", r)]
             continue
-        p_holm = float(next(adjusted))
-        note = f"paired bootstrap p={r.p_value:.4g}; Holm over {len(done)} comparisons"
+        n_fam = family[_HOLM_FAMILY.get(m, "paper")]
+        note = f"paired bootstrap p={r.p_value:.4g}; Holm over {n_fam} comparisons"
         out.append(Record(**b, metric=m, value=r.value, ci_low=r.ci_low, ci_high=r.ci_high,
                           n=r.n, n_undefined=r.n_undefined, note=note))
-        out.append(Record(**b, metric=f"{m}_p_holm", value=p_holm, ci_low=None, ci_high=None,
-                          n=r.n, n_undefined=r.n_undefined, note=note))
+        out.append(Record(**b, metric=f"{m}_p_holm", value=adjusted[i], ci_low=None,
+                          ci_high=None, n=r.n, n_undefined=r.n_undefined, note=note))
     return out
 
 

@@ -37,21 +37,34 @@ def sample_scores(ctx: Context, d: TaskDef, rows: np.ndarray) -> np.ndarray:
     return metrics.softmax_expectation(cos, np.asarray(d.values, float), emb.logit_scale)
 
 
-def zero_shot_cell(ctx: Context, d: TaskDef) -> TaskResult:
-    """The records of one Table 4 zero-shot cell."""
+def zero_shot_key(d: TaskDef) -> dict:
+    """The key fields of the zero-shot cell of ``d``."""
+    return base("table4", d.label, "zero_shot", modality=d.modality or "",
+                label_modality=d.label_modality)
+
+
+def zero_shot_predictions(ctx: Context, d: TaskDef) -> StudyPredictions | str:
+    """Study-level zero-shot test predictions for ``d``, or why there are none."""
     modality = d.modality or ""
-    b = base("table4", d.label, "zero_shot", modality=modality, label_modality=d.label_modality)
     rows = studies(ctx.embeddings.samples, modality, SPLIT)
     if rows.empty:
-        return undefined_cell(b, d.kind, f"no {SPLIT} samples of {modality}")
+        return f"no {SPLIT} samples of {modality}"
     if not set(d.prompts) <= set(ctx.embeddings.prompt_texts):  # a model without a text side
-        return undefined_cell(b, d.kind, "not applicable: the prompts were not embedded "
-                                         "(the model has no text side)")
+        return "not applicable: the prompts were not embedded (the model has no text side)"
     y, dropped = study_labels(ctx, rows, d)
     scores = sample_scores(ctx, d, rows.index.to_numpy())
     frame = study_mean(rows, scores, y)
     note = gap_note(ctx, d, dropped, rows["study_id"].nunique())
-    return predictive_records(ctx, b, StudyPredictions(frame, d.kind, note))
+    return StudyPredictions(frame, d.kind, note)
+
+
+def zero_shot_cell(ctx: Context, d: TaskDef) -> TaskResult:
+    """The records of one Table 4 zero-shot cell."""
+    b = zero_shot_key(d)
+    sp = zero_shot_predictions(ctx, d)
+    if isinstance(sp, str):
+        return undefined_cell(b, d.kind, sp)
+    return predictive_records(ctx, b, sp)
 
 
 @task("zero_shot", "table4", "zero_shot")
