@@ -43,8 +43,14 @@ DEFAULT_FLOORS: dict[str, float] = {
 }
 #: Width of each metric kind's range (for ``too_noisy``); ``None`` = unbounded.
 RANGES: dict[str, float | None] = {
-    "auroc": 1.0, "r2": 1.0, "mae": None, "median_percentile": 100.0,
-    "mean_percentile": 100.0, "recall@k": 1.0, "p_value": 1.0, "default": None,
+    "auroc": 1.0,
+    "r2": 1.0,
+    "mae": None,
+    "median_percentile": 100.0,
+    "mean_percentile": 100.0,
+    "recall@k": 1.0,
+    "p_value": 1.0,
+    "default": None,
 }
 FACTOR = 3.0
 MIN_N = 30
@@ -65,8 +71,9 @@ class CalibrationSettings:
         if not isinstance(self.min_n, int) or self.min_n < 1:
             raise ValueError(f"min_n: expected an integer >= 1, got {self.min_n!r}")
         if not 0 < self.noisy_fraction <= 1:
-            raise ValueError(f"noisy_fraction: expected a number in (0, 1], got "
-                             f"{self.noisy_fraction!r}")
+            raise ValueError(
+                f"noisy_fraction: expected a number in (0, 1], got {self.noisy_fraction!r}"
+            )
 
 
 def key_string(key: Key, fields: list[str] | tuple[str, ...] | None = None) -> str:
@@ -92,9 +99,13 @@ def _deviation(base: dict, runs: list[dict | None]) -> tuple[float | None, str |
     return max(devs), None
 
 
-def record_limit(key: Key, base: dict, runs: list[dict | None],
-                 settings: CalibrationSettings,
-                 floors: dict[str, float]) -> dict[str, Any]:
+def record_limit(
+    key: Key,
+    base: dict,
+    runs: list[dict | None],
+    settings: CalibrationSettings,
+    floors: dict[str, float],
+) -> dict[str, Any]:
     """The stored limit entry of one record (see the module docstring)."""
     kind = metric_kind(str(key[KEY_FIELDS.index("metric")]))
     floor = floors.get(kind, floors["default"])
@@ -107,16 +118,24 @@ def record_limit(key: Key, base: dict, runs: list[dict | None],
     limit = max(floor, settings.factor * spread)
     span = RANGES.get(kind)
     if span is not None and limit >= settings.noisy_fraction * span:
-        return {"status": "too_noisy", "reason": f"reruns moved it by {spread:.3g}; a limit "
-                f"of {limit:.3g} is over {settings.noisy_fraction:.0%} of its range",
-                "spread": spread, "limit": limit}
+        return {
+            "status": "too_noisy",
+            "reason": f"reruns moved it by {spread:.3g}; a limit "
+            f"of {limit:.3g} is over {settings.noisy_fraction:.0%} of its range",
+            "spread": spread,
+            "limit": limit,
+        }
     return {"status": "gated", "limit": limit, "spread": spread, "floor": floor}
 
 
-def calibrate(baseline: dict, reruns: list[dict], *,
-              settings: CalibrationSettings | None = None,
-              floors: dict[str, float] | None = None,
-              description: str = "") -> dict[str, Any]:
+def calibrate(
+    baseline: dict,
+    reruns: list[dict],
+    *,
+    settings: CalibrationSettings | None = None,
+    floors: dict[str, float] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
     """The ``"gate"`` block for ``baseline`` from ``reruns`` (results documents of the
     same job under other float orders). Needs at least two reruns."""
     settings = settings or CalibrationSettings()
@@ -125,12 +144,20 @@ def calibrate(baseline: dict, reruns: list[dict], *,
         raise ValueError(f"calibration needs at least 2 reruns, got {len(reruns)}")
     base = index_records(baseline, "baseline")
     runs = [index_records(doc, f"rerun {i + 1}") for i, doc in enumerate(reruns)]
-    limits = {key_string(k): record_limit(k, rec, [r.get(k) for r in runs], settings, floors)
-              for k, rec in base.items()}
-    return {"reruns": len(reruns), "description": description,
-            "factor": settings.factor, "min_n": settings.min_n,
-            "noisy_fraction": settings.noisy_fraction, "floors": floors,
-            "key_fields": list(KEY_FIELDS), "limits": limits}
+    limits = {
+        key_string(k): record_limit(k, rec, [r.get(k) for r in runs], settings, floors)
+        for k, rec in base.items()
+    }
+    return {
+        "reruns": len(reruns),
+        "description": description,
+        "factor": settings.factor,
+        "min_n": settings.min_n,
+        "noisy_fraction": settings.noisy_fraction,
+        "floors": floors,
+        "key_fields": list(KEY_FIELDS),
+        "limits": limits,
+    }
 
 
 def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
@@ -141,8 +168,7 @@ def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
     for ks, entry in gate_block["limits"].items():
         fields = gate_block.get("key_fields") or KEY_FIELDS
         kind = metric_kind(ks.split("|")[list(fields).index("metric")])
-        row = by_kind.setdefault(kind, {"limits": [], "too_small": 0, "too_noisy": 0,
-                                        "ungated": 0})
+        row = by_kind.setdefault(kind, {"limits": [], "too_small": 0, "too_noisy": 0, "ungated": 0})
         status = entry["status"]
         if status == "gated":
             row["limits"].append(entry["limit"])
@@ -151,9 +177,13 @@ def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
     out: dict[str, dict[str, float | int]] = {}
     for kind, row in sorted(by_kind.items()):
         lim = sorted(row["limits"])
-        out[kind] = {"gated": len(lim), "too_small": row["too_small"],
-                     "too_noisy": row["too_noisy"], "ungated": row["ungated"],
-                     "smallest": lim[0] if lim else math.nan,
-                     "median": lim[len(lim) // 2] if lim else math.nan,
-                     "largest": lim[-1] if lim else math.nan}
+        out[kind] = {
+            "gated": len(lim),
+            "too_small": row["too_small"],
+            "too_noisy": row["too_noisy"],
+            "ungated": row["ungated"],
+            "smallest": lim[0] if lim else math.nan,
+            "median": lim[len(lim) // 2] if lim else math.nan,
+            "largest": lim[-1] if lim else math.nan,
+        }
     return out

@@ -46,8 +46,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="clerc",
         description="CLERC harness: multimodal contrastive learning across cardiac diagnostics.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when a command fails")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when a command fails"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

@@ -46,9 +46,19 @@ from clerc.errors import UserError
 from clerc.evaluate.metric_specs import direction, spec_or_default, tolerance_kinds
 from clerc.evaluate.results import KEY_FIELDS, OPTIONAL_FIELDS, RECORD_FIELDS, index_records
 
-__all__ = ["DEFAULT_TOLERANCES", "KEY_FIELDS", "OPTIONAL_KEY_FIELDS", "RECORD_FIELDS", "Drift",
-           "compare", "direction", "index_records", "metric_kind", "parse_tolerances",
-           "print_report"]
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "KEY_FIELDS",
+    "OPTIONAL_KEY_FIELDS",
+    "RECORD_FIELDS",
+    "Drift",
+    "compare",
+    "direction",
+    "index_records",
+    "metric_kind",
+    "parse_tolerances",
+    "print_report",
+]
 
 #: Key fields a record may lack (older results files): read as null.
 OPTIONAL_KEY_FIELDS = OPTIONAL_FIELDS
@@ -83,9 +93,16 @@ class Drift:
         return str(self.key[_METRIC])
 
 
-def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
-                 ci_mode: bool, worse_only: bool, allow_n_change: bool = False,
-                 calibrated: dict | None = None) -> Drift:
+def _compare_one(
+    key: Key,
+    base: dict,
+    new: dict,
+    tolerances: dict[str, float],
+    ci_mode: bool,
+    worse_only: bool,
+    allow_n_change: bool = False,
+    calibrated: dict | None = None,
+) -> Drift:
     drift = _compare_values(key, base, new, tolerances, ci_mode, worse_only, calibrated)
     nb, nr = base["n"], new["n"]
     if nb == nr or allow_n_change:
@@ -96,28 +113,52 @@ def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
 def _calibrated_limit(entry: dict, reruns: int) -> str:
     if entry["limit"] > entry["floor"]:
         return f"±{entry['limit']:.3g} (calibrated: {reruns} reruns moved it {entry['spread']:.3g})"
-    return f"±{entry['limit']:.3g} (calibration floor; {reruns} reruns moved it " \
-           f"{entry['spread']:.3g})"
+    return (
+        f"±{entry['limit']:.3g} (calibration floor; {reruns} reruns moved it {entry['spread']:.3g})"
+    )
 
 
-def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float],
-                    ci_mode: bool, worse_only: bool, calibrated: dict | None = None) -> Drift:
+def _compare_values(
+    key: Key,
+    base: dict,
+    new: dict,
+    tolerances: dict[str, float],
+    ci_mode: bool,
+    worse_only: bool,
+    calibrated: dict | None = None,
+) -> Drift:
     b, r = base["value"], new["value"]
     if b is None or r is None:
         failed = (b is None) != (r is None)
-        reason = "became null" if r is None and failed else "stopped being null" if failed \
+        reason = (
+            "became null"
+            if r is None and failed
+            else "stopped being null"
+            if failed
             else "null on both sides"
+        )
         return Drift(key, b, r, None, "-", None, failed, reason)
     delta = r - b
     sign = direction(str(key[_METRIC]))
     worse = None if sign == 0 or delta == 0 else (delta * sign < 0)
     lo, hi = base["ci_low"], base["ci_high"]
-    entry = None if calibrated is None else calibrated["limits"].get(
-        _key_string(key, calibrated.get("key_fields")))
+    entry = (
+        None
+        if calibrated is None
+        else calibrated["limits"].get(_key_string(key, calibrated.get("key_fields")))
+    )
     if calibrated is not None and entry is not None and not ci_mode:
         if entry["status"] != "gated":
-            return Drift(key, b, r, delta, "-", worse, False,
-                         f"not gated: {entry['status'].replace('_', ' ')} ({entry['reason']})")
+            return Drift(
+                key,
+                b,
+                r,
+                delta,
+                "-",
+                worse,
+                False,
+                f"not gated: {entry['status'].replace('_', ' ')} ({entry['reason']})",
+            )
         outside = abs(delta) > entry["limit"] + 1e-12
         limit = _calibrated_limit(entry, calibrated["reruns"])
         reason = "beyond calibrated limit" if outside else "within calibrated limit"
@@ -137,9 +178,15 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
     return Drift(key, b, r, delta, limit, worse, failed, reason)
 
 
-def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | None = None,
-            ci_mode: bool = False, worse_only: bool = False,
-            allow_n_change: bool = False) -> list[Drift]:
+def compare(
+    baseline: dict,
+    results: dict,
+    *,
+    tolerances: dict[str, float] | None = None,
+    ci_mode: bool = False,
+    worse_only: bool = False,
+    allow_n_change: bool = False,
+) -> list[Drift]:
     """One ``Drift`` per key present on either side, in the baseline's order then new keys."""
     tol = {**tolerance_kinds(), **(tolerances or {})}
     base = index_records(baseline, "baseline")
@@ -150,10 +197,16 @@ def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | Non
         if key not in new:
             out.append(Drift(key, rec["value"], None, None, "-", None, True, "missing in results"))
         else:
-            out.append(_compare_one(key, rec, new[key], tol, ci_mode, worse_only,
-                                    allow_n_change, calibrated))
-    out.extend(Drift(key, None, rec["value"], None, "-", None, True, "missing in baseline")
-               for key, rec in new.items() if key not in base)
+            out.append(
+                _compare_one(
+                    key, rec, new[key], tol, ci_mode, worse_only, allow_n_change, calibrated
+                )
+            )
+    out.extend(
+        Drift(key, None, rec["value"], None, "-", None, True, "missing in baseline")
+        for key, rec in new.items()
+        if key not in base
+    )
     return out
 
 
@@ -164,16 +217,17 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
     for item in items:
         kind, sep, value = item.partition("=")
         if not sep or (kind not in DEFAULT_TOLERANCES and kind != "all"):
-            raise ValueError(f"--tolerance {item!r}: expected KIND=VALUE with KIND one of "
-                             f"all, {', '.join(DEFAULT_TOLERANCES)}")
+            raise ValueError(
+                f"--tolerance {item!r}: expected KIND=VALUE with KIND one of "
+                f"all, {', '.join(DEFAULT_TOLERANCES)}"
+            )
         try:
             number = float(value)
         except ValueError:
             raise ValueError(f"--tolerance {item!r}: {value!r} is not a number") from None
         if not math.isfinite(number) or number < 0:
             raise ValueError(f"--tolerance {item!r}: expected a finite value >= 0")
-        out.update(dict.fromkeys(DEFAULT_TOLERANCES, number) if kind == "all"
-                   else {kind: number})
+        out.update(dict.fromkeys(DEFAULT_TOLERANCES, number) if kind == "all" else {kind: number})
     return out
 
 
@@ -211,10 +265,20 @@ def print_report(drifts: list[Drift], file=None) -> None:
     ungated = [d for d in drifts if d.reason.startswith("not gated")]
     if shown:
         table = Table(title="Drift against baseline")
-        for col in ("record", "modalities", "metric", "baseline", "result", "delta", "way",
-                    "limit", "status"):
-            table.add_column(col, justify="right" if col in ("baseline", "result", "delta")
-                             else "left")
+        for col in (
+            "record",
+            "modalities",
+            "metric",
+            "baseline",
+            "result",
+            "delta",
+            "way",
+            "limit",
+            "status",
+        ):
+            table.add_column(
+                col, justify="right" if col in ("baseline", "result", "delta") else "left"
+            )
         for d in shown:
             way = "—" if d.worse is None else "worse" if d.worse else "better"
             delta = "" if d.delta is None else f"{d.delta:+.4g}"
@@ -224,44 +288,75 @@ def print_report(drifts: list[Drift], file=None) -> None:
             cells = (*_describe(d.key), d.metric, base, result, delta, way, d.limit)
             table.add_row(*(escape(c) for c in cells), status)
         console.print(table)
-    console.print(f"{len(drifts)} records compared, {len(shown)} moved or missing, "
-                  f"{failed} failed", markup=False)
+    console.print(
+        f"{len(drifts)} records compared, {len(shown)} moved or missing, {failed} failed",
+        markup=False,
+    )
     if ungated:
         kinds: dict[str, int] = {}
         for d in ungated:
             what = d.reason.split(" (")[0].removeprefix("not gated: ")
             kinds[what] = kinds.get(what, 0) + 1
-        console.print(f"{len(ungated)} records not gated on their value (calibration: "
-                      + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + ")",
-                      markup=False)
+        console.print(
+            f"{len(ungated)} records not gated on their value (calibration: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+            + ")",
+            markup=False,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="baseline results.json")
-    parser.add_argument("--results", type=Path, default=None,
-                        help="this run's results.json (not with --calibrate)")
-    parser.add_argument("--calibrate", type=Path, nargs="+", default=None, metavar="RERUN",
-                        help="learn per-record limits from reruns of the baseline's job under "
-                             "other float orders and write them into the baseline")
-    parser.add_argument("--factor", type=float, default=None,
-                        help="with --calibrate: limit = factor x largest rerun deviation "
-                             "(default 3)")
-    parser.add_argument("--min-n", type=int, default=None,
-                        help="with --calibrate: records on fewer patients are too small to "
-                             "gate (default 30)")
-    parser.add_argument("--tolerance", action="append", default=[], metavar="KIND=VALUE",
-                        help="absolute tolerance per metric kind (all=X sets every kind); "
-                             "kinds: "
-                             + ", ".join(f"{k} (default {v:g})"
-                                         for k, v in DEFAULT_TOLERANCES.items()))
-    parser.add_argument("--ci-mode", action="store_true",
-                        help="fail when a value leaves the baseline's 95%% CI instead")
-    parser.add_argument("--worse-only", action="store_true",
-                        help="fail only on movement in the worse direction")
-    parser.add_argument("--allow-n-change", action="store_true",
-                        help="do not fail a record whose n (patients scored) changed")
-    parser.add_argument("--update", action="store_true",
-                        help="rewrite the baseline with these results (after printing drift)")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="this run's results.json (not with --calibrate)"
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="RERUN",
+        help="learn per-record limits from reruns of the baseline's job under "
+        "other float orders and write them into the baseline",
+    )
+    parser.add_argument(
+        "--factor",
+        type=float,
+        default=None,
+        help="with --calibrate: limit = factor x largest rerun deviation (default 3)",
+    )
+    parser.add_argument(
+        "--min-n",
+        type=int,
+        default=None,
+        help="with --calibrate: records on fewer patients are too small to gate (default 30)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="KIND=VALUE",
+        help="absolute tolerance per metric kind (all=X sets every kind); "
+        "kinds: " + ", ".join(f"{k} (default {v:g})" for k, v in DEFAULT_TOLERANCES.items()),
+    )
+    parser.add_argument(
+        "--ci-mode",
+        action="store_true",
+        help="fail when a value leaves the baseline's 95%% CI instead",
+    )
+    parser.add_argument(
+        "--worse-only", action="store_true", help="fail only on movement in the worse direction"
+    )
+    parser.add_argument(
+        "--allow-n-change",
+        action="store_true",
+        help="do not fail a record whose n (patients scored) changed",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rewrite the baseline with these results (after printing drift)",
+    )
 
 
 def _load(path: Path, what: str) -> dict:
@@ -284,17 +379,27 @@ def run_calibrate(args: argparse.Namespace) -> int:
     baseline = _load(args.baseline, "baseline")
     reruns = [_load(p, "rerun") for p in args.calibrate]
     kw = {k: v for k, v in (("factor", args.factor), ("min_n", args.min_n)) if v is not None}
-    block = calibrate(baseline, reruns, settings=CalibrationSettings(**kw),
-                      description=", ".join(str(p) for p in args.calibrate))
+    block = calibrate(
+        baseline,
+        reruns,
+        settings=CalibrationSettings(**kw),
+        description=", ".join(str(p) for p in args.calibrate),
+    )
     baseline["gate"] = block
     args.baseline.write_text(json.dumps(baseline, indent=1) + "\n")
-    print(f"baseline {args.baseline}: limits for {len(block['limits'])} records from "
-          f"{len(reruns)} reruns (factor {block['factor']:g}, min n {block['min_n']})")
-    print(f"{'metric kind':<18} {'gated':>5} {'too small':>9} {'too noisy':>9} "
-          f"{'smallest':>9} {'median':>9} {'largest':>9}  (limits: drifts the gate catches)")
+    print(
+        f"baseline {args.baseline}: limits for {len(block['limits'])} records from "
+        f"{len(reruns)} reruns (factor {block['factor']:g}, min n {block['min_n']})"
+    )
+    print(
+        f"{'metric kind':<18} {'gated':>5} {'too small':>9} {'too noisy':>9} "
+        f"{'smallest':>9} {'median':>9} {'largest':>9}  (limits: drifts the gate catches)"
+    )
     for kind, row in detectable(block).items():
-        print(f"{kind:<18} {row['gated']:>5} {row['too_small']:>9} {row['too_noisy']:>9} "
-              f"{row['smallest']:>9.3g} {row['median']:>9.3g} {row['largest']:>9.3g}")
+        print(
+            f"{kind:<18} {row['gated']:>5} {row['too_small']:>9} {row['too_noisy']:>9} "
+            f"{row['smallest']:>9.3g} {row['median']:>9.3g} {row['largest']:>9.3g}"
+        )
     return 0
 
 
@@ -304,17 +409,27 @@ def run(args: argparse.Namespace) -> int:
     if args.results is None:
         raise UserError("give --results RESULTS.json (or --calibrate RERUN.json ...)")
     results = _load(args.results, "results")
-    baseline = {"records": []} if args.update and not args.baseline.exists() \
+    baseline = (
+        {"records": []}
+        if args.update and not args.baseline.exists()
         else _load(args.baseline, "baseline")
-    drifts = compare(baseline, results, tolerances=parse_tolerances(args.tolerance),
-                     ci_mode=args.ci_mode, worse_only=args.worse_only,
-                     allow_n_change=args.allow_n_change)
+    )
+    drifts = compare(
+        baseline,
+        results,
+        tolerances=parse_tolerances(args.tolerance),
+        ci_mode=args.ci_mode,
+        worse_only=args.worse_only,
+        allow_n_change=args.allow_n_change,
+    )
     print_report(drifts)
     if args.update:
         args.baseline.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.results, args.baseline)
-        print(f"baseline {args.baseline} rewritten from {args.results} "
-              f"({len(results['records'])} records)")
+        print(
+            f"baseline {args.baseline} rewritten from {args.results} "
+            f"({len(results['records'])} records)"
+        )
         if "gate" in baseline:
             print("its calibrated limits were dropped: recalibrate with --calibrate")
         return 0

@@ -102,6 +102,7 @@ def get_kind(name: str) -> Kind:
 
 # -- video: Video((T, H, W) uint8 grayscale, fps) ---------------------------------------
 
+
 def _read_video(path: Path) -> Video:
     from clerc.data.readers import read_video
 
@@ -121,21 +122,34 @@ def _video_native(modality: str, x: Video) -> Video:
     return Video(to_native(modality, x.frames), x.fps)
 
 
-def _video_view(x: Video, spec: SampleSpec, train: bool,
-                rng: np.random.Generator | None) -> np.ndarray:
+def _video_view(
+    x: Video, spec: SampleSpec, train: bool, rng: np.random.Generator | None
+) -> np.ndarray:
     from clerc.data.transforms import video_clip
 
     pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-    return video_clip(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
-                      frames_out=spec.video_frames, size=spec.video_size, train=train,
-                      rng=rng, pad=pad)
+    return video_clip(
+        x.frames,
+        fps=x.fps,
+        clip_fps=spec.clip_fps,
+        frames_out=spec.video_frames,
+        size=spec.video_size,
+        train=train,
+        rng=rng,
+        pad=pad,
+    )
 
 
 def _video_views(x: Video, spec: SampleSpec) -> np.ndarray:
     from clerc.data.transforms import video_clips_covering
 
-    return video_clips_covering(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
-                                frames_out=spec.video_frames, size=spec.video_size)
+    return video_clips_covering(
+        x.frames,
+        fps=x.fps,
+        clip_fps=spec.clip_fps,
+        frames_out=spec.video_frames,
+        size=spec.video_size,
+    )
 
 
 def _video_encoder(cfg: ModelConfig, modality: str) -> nn.Module:
@@ -153,14 +167,16 @@ def _video_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
 
 # -- waveform: (12, L) float32 mV -------------------------------------------------------
 
+
 def _read_ecg(path: Path) -> np.ndarray:
     from clerc.data.readers import read_ecg
 
     return read_ecg(path)
 
 
-def _ecg_view(x: np.ndarray, spec: SampleSpec, train: bool,
-              rng: np.random.Generator | None) -> np.ndarray:
+def _ecg_view(
+    x: np.ndarray, spec: SampleSpec, train: bool, rng: np.random.Generator | None
+) -> np.ndarray:
     from clerc.data.transforms import ecg_crop
 
     return ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
@@ -174,14 +190,20 @@ def ecg_views(sig: np.ndarray, length: int) -> np.ndarray:
     if n <= length:
         return ecg_crop(sig, length=length, train=False)[None]
     starts = np.unique(np.rint(np.linspace(0, n - length, math.ceil(n / length))).astype(int))
-    return np.stack([sig[:, s:s + length] for s in starts]).astype(np.float32)
+    return np.stack([sig[:, s : s + length] for s in starts]).astype(np.float32)
 
 
 def _ecg_encoder(cfg: ModelConfig, modality: str) -> nn.Module:
     from clerc.model.encoders.ecg import ECGEncoder
 
-    return ECGEncoder(cfg.ecg_length, cfg.ecg_widths, cfg.ecg_blocks, cfg.ecg_kernel,
-                      cfg.embed_dim, scale_mv=cfg.ecg_scale_mv)
+    return ECGEncoder(
+        cfg.ecg_length,
+        cfg.ecg_widths,
+        cfg.ecg_blocks,
+        cfg.ecg_kernel,
+        cfg.embed_dim,
+        scale_mv=cfg.ecg_scale_mv,
+    )
 
 
 def _ecg_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
@@ -200,14 +222,16 @@ def _unpack_ecg(x: np.ndarray) -> np.ndarray:
 
 # -- image: (H, W) uint8 grayscale ------------------------------------------------------
 
+
 def _read_image(path: Path) -> np.ndarray:
     from clerc.data.readers import read_image
 
     return read_image(path)
 
 
-def _image_view(x: np.ndarray, spec: SampleSpec, train: bool,
-                rng: np.random.Generator | None) -> np.ndarray:
+def _image_view(
+    x: np.ndarray, spec: SampleSpec, train: bool, rng: np.random.Generator | None
+) -> np.ndarray:
     from clerc.data.transforms import image_crop
 
     base = round(spec.image_size * PAPER_IMAGE_BASE / PAPER_IMAGE_SIZE)
@@ -222,8 +246,16 @@ def _image_encoder(cfg: ModelConfig, modality: str) -> nn.Module:
     from clerc.model.encoders.image import ImageEncoder
 
     v = cfg.vit
-    return ImageEncoder(cfg.image_size, v.patch_size, v.width, v.layers, v.heads,
-                        cfg.embed_dim, mlp_ratio=v.mlp_ratio, quick_gelu=cfg.quick_gelu)
+    return ImageEncoder(
+        cfg.image_size,
+        v.patch_size,
+        v.width,
+        v.layers,
+        v.heads,
+        cfg.embed_dim,
+        mlp_ratio=v.mlp_ratio,
+        quick_gelu=cfg.quick_gelu,
+    )
 
 
 def _image_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
@@ -235,6 +267,7 @@ def _image_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
 
 # -- text: a str, tokenised -------------------------------------------------------------
 
+
 def _read_text(path: Path) -> str:
     from clerc.data.readers import read_text
 
@@ -245,8 +278,9 @@ def _text_native(modality: str, x: str) -> str:
     return x
 
 
-def _text_view(x: str, spec: SampleSpec, train: bool,
-               rng: np.random.Generator | None) -> np.ndarray:
+def _text_view(
+    x: str, spec: SampleSpec, train: bool, rng: np.random.Generator | None
+) -> np.ndarray:
     from clerc.model.encoders.text import tokenize
 
     return tokenize([x], context_length=spec.context_length)[0].numpy()
@@ -260,8 +294,16 @@ def _text_encoder(cfg: ModelConfig, modality: str) -> nn.Module:
     from clerc.model.encoders.text import TextEncoder
 
     t = cfg.text
-    return TextEncoder(t.context_length, t.vocab_size, t.width, t.heads, t.layers,
-                       cfg.embed_dim, mlp_ratio=t.mlp_ratio, quick_gelu=cfg.quick_gelu)
+    return TextEncoder(
+        t.context_length,
+        t.vocab_size,
+        t.width,
+        t.heads,
+        t.layers,
+        cfg.embed_dim,
+        mlp_ratio=t.mlp_ratio,
+        quick_gelu=cfg.quick_gelu,
+    )
 
 
 def _text_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
@@ -271,14 +313,40 @@ def _text_example(cfg: ModelConfig, batch: int, device: str) -> torch.Tensor:
 
 
 for _kind in (
-    Kind("video", _read_video, _video_native, _video_view, _video_views, _video_encoder,
-         _video_example, np.uint8, timed=True, channels_last_3d=True),
-    Kind("waveform", _read_ecg, _native, _ecg_view,
-         lambda x, spec: ecg_views(x, spec.ecg_length), _ecg_encoder, _ecg_example, np.int16,
-         _pack_ecg, _unpack_ecg),
-    Kind("image", _read_image, _native, _image_view, _image_views, _image_encoder,
-         _image_example, np.uint8),
-    Kind("text", _read_text, _text_native, _text_view, _text_views, _text_encoder,
-         _text_example),
+    Kind(
+        "video",
+        _read_video,
+        _video_native,
+        _video_view,
+        _video_views,
+        _video_encoder,
+        _video_example,
+        np.uint8,
+        timed=True,
+        channels_last_3d=True,
+    ),
+    Kind(
+        "waveform",
+        _read_ecg,
+        _native,
+        _ecg_view,
+        lambda x, spec: ecg_views(x, spec.ecg_length),
+        _ecg_encoder,
+        _ecg_example,
+        np.int16,
+        _pack_ecg,
+        _unpack_ecg,
+    ),
+    Kind(
+        "image",
+        _read_image,
+        _native,
+        _image_view,
+        _image_views,
+        _image_encoder,
+        _image_example,
+        np.uint8,
+    ),
+    Kind("text", _read_text, _text_native, _text_view, _text_views, _text_encoder, _text_example),
 ):
     register_kind(_kind)

@@ -103,8 +103,11 @@ def _diagnostic() -> tuple[str, ...]:
 
 def _encoders() -> tuple[str, ...]:
     ms = [m for _, m in MODALITIES.items()]
-    return tuple(dict.fromkeys([m.encoder for m in ms if not m.is_text]
-                               + [m.encoder for m in ms if m.is_text]))
+    return tuple(
+        dict.fromkeys(
+            [m.encoder for m in ms if not m.is_text] + [m.encoder for m in ms if m.is_text]
+        )
+    )
 
 
 #: Modality names in the paper's table order (registration order).
@@ -115,7 +118,18 @@ DIAGNOSTIC: Names = Names(_diagnostic)
 ENCODERS: Names = Names(_encoders)
 #: ECG lead order used everywhere in the harness.
 ECG_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 
 

@@ -13,7 +13,9 @@ from clerc.evaluate.metric_specs import direction
 #: The metrics a table's ranking uses (one per cell; MAE and the other retrieval metrics
 #: repeat what R^2 and the median percentile say).
 HEADLINE: dict[str, tuple[str, ...]] = {
-    "table3": ("median_percentile",), "table4": ("auroc", "r2"), "table5": ("auroc", "r2"),
+    "table3": ("median_percentile",),
+    "table4": ("auroc", "r2"),
+    "table5": ("auroc", "r2"),
 }
 
 
@@ -28,8 +30,9 @@ class Standing:
     cells: int
 
 
-def rank_runs(names: list[str], values: list[dict[tuple, dict[str, Any]]],
-              keys: list[tuple], table: str) -> list[Standing]:
+def rank_runs(
+    names: list[str], values: list[dict[tuple, dict[str, Any]]], keys: list[tuple], table: str
+) -> list[Standing]:
     """Standings, best first, over the ``keys`` of ``table`` where two or more runs have a
     value (a run that cannot serve a cell is left out of that cell's ranking)."""
     sums = np.zeros(len(names))
@@ -48,6 +51,8 @@ def rank_runs(names: list[str], values: list[dict[tuple, dict[str, Any]]],
             sums[i] += ri
             cells[i] += 1
             best[i] += int(ri == r.min())
-    out = [Standing(n, float(sums[i] / cells[i]) if cells[i] else None, int(best[i]),
-                    int(cells[i])) for i, n in enumerate(names)]
+    out = [
+        Standing(n, float(sums[i] / cells[i]) if cells[i] else None, int(best[i]), int(cells[i]))
+        for i, n in enumerate(names)
+    ]
     return sorted(out, key=lambda s: (s.mean_rank is None, s.mean_rank or 0.0, -s.cells))

@@ -42,8 +42,10 @@ class SampleSpec(NamedTuple):
 def sample_spec(model_cfg: ModelConfig) -> SampleSpec:
     """The input sizes a model config (or a protocol model's sizes) asks for."""
     return SampleSpec(
-        video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
-        ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
+        video_frames=model_cfg.video_frames,
+        video_size=model_cfg.video_size,
+        ecg_length=model_cfg.ecg_length,
+        image_size=model_cfg.image_size,
         context_length=model_cfg.text.context_length,
         clip_fps=float(getattr(model_cfg, "video_fps", 15.0)),
     )
@@ -65,8 +67,9 @@ def load_input(manifest: Manifest, row: Any, store: PackedStore | None) -> Any:
     return kind.native(modality.name, kind.read(sample_file(manifest, row)))
 
 
-def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
-              rng: np.random.Generator | None) -> np.ndarray:
+def make_view(
+    modality: str, x: Any, spec: SampleSpec, *, train: bool, rng: np.random.Generator | None
+) -> np.ndarray:
     """One model input from a native sample: random augmentation when ``train``, else the
     fixed evaluation view; text is tokenised. Sizes keep the paper's ratios."""
     return get_kind(get_modality(modality).kind).view(x, spec, train, rng)

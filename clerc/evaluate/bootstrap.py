@@ -84,18 +84,20 @@ def _spec(metric: str) -> MetricSpec:
     except UnknownNameError:
         spec = None
     if spec is None or spec.scorer is None:
-        raise ValueError(f"unknown bootstrap metric {metric!r}; expected a metric of "
-                         "clerc.evaluate.metric_specs with a scorer (e.g. auroc, r2, mae, "
-                         "median, mean) or 'recall@K' with an integer K >= 1")
+        raise ValueError(
+            f"unknown bootstrap metric {metric!r}; expected a metric of "
+            "clerc.evaluate.metric_specs with a scorer (e.g. auroc, r2, mae, "
+            "median, mean) or 'recall@K' with an integer K >= 1"
+        )
     return spec
 
 
-def _count_blocks(n_patients: int, n_resamples: int, seed: int,
-                  block: int) -> Iterator[np.ndarray]:
+def _count_blocks(n_patients: int, n_resamples: int, seed: int, block: int) -> Iterator[np.ndarray]:
     """Yield float64 count matrices (n_patients, <= block): column r = resample r."""
     if n_patients < 1 or n_resamples < 1 or block < 1:
-        raise ValueError(f"need n_patients, n_resamples and block >= 1, got {n_patients}, "
-                         f"{n_resamples}, {block}")
+        raise ValueError(
+            f"need n_patients, n_resamples and block >= 1, got {n_patients}, {n_resamples}, {block}"
+        )
     if n_patients >= 2**32:
         raise ValueError(f"n_patients must be below 2**32, got {n_patients}")
     rng = np.random.default_rng(seed)
@@ -108,8 +110,9 @@ def _count_blocks(n_patients: int, n_resamples: int, seed: int,
         yield counts
 
 
-def iter_resample_counts(n_patients: int, n_resamples: int, seed: int,
-                         block: int) -> Iterator[np.ndarray]:
+def iter_resample_counts(
+    n_patients: int, n_resamples: int, seed: int, block: int
+) -> Iterator[np.ndarray]:
     """Yield int64 count matrices (<= block, n_patients): how often each patient is drawn."""
     for counts in _count_blocks(n_patients, n_resamples, seed, block):
         yield counts.T.astype(np.int64)
@@ -120,17 +123,23 @@ def resample_counts(n_patients: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.concatenate(list(iter_resample_counts(n_patients, n_resamples, seed, 256)))
 
 
-def _scorer(metric: str, codes: np.ndarray, n_patients: int,
-            y_true: np.ndarray | None, y_score: np.ndarray,
-            cores: Cores | None = None, key: Any = None) -> Scorer:
+def _scorer(
+    metric: str,
+    codes: np.ndarray,
+    n_patients: int,
+    y_true: np.ndarray | None,
+    y_score: np.ndarray,
+    cores: Cores | None = None,
+    key: Any = None,
+) -> Scorer:
     """The scorer of ``metric``; AUROC and AUPRC scorers made with the same ``cores`` dict
     and ``key`` (same rows, y_true and scores) share their block products."""
     return scorer_of(_spec(metric), codes, n_patients, y_true, y_score, cores, key)
 
 
-def _inputs(metric: str, patient_ids: object, y_true: object,
-            scores: list[tuple[str, object]]) -> tuple[np.ndarray, int, np.ndarray | None,
-                                                       list[np.ndarray]]:
+def _inputs(
+    metric: str, patient_ids: object, y_true: object, scores: list[tuple[str, object]]
+) -> tuple[np.ndarray, int, np.ndarray | None, list[np.ndarray]]:
     spec = _spec(metric)
     codes, uniques = pd.factorize(np.asarray(patient_ids), use_na_sentinel=True)
     if codes.size == 0:
@@ -140,8 +149,12 @@ def _inputs(metric: str, patient_ids: object, y_true: object,
     if spec.needs_y_true and y_true is None:
         raise ValueError(f"metric {metric!r} needs y_true")
     truth = None if y_true is None else finite_vector("y_true", y_true, codes.size, "patient_ids")
-    return codes, len(uniques), truth, [finite_vector(n, s, codes.size, "patient_ids")
-                                        for n, s in scores]
+    return (
+        codes,
+        len(uniques),
+        truth,
+        [finite_vector(n, s, codes.size, "patient_ids") for n, s in scores],
+    )
 
 
 def _check_options(n_resamples: int, level: float) -> None:
@@ -154,13 +167,15 @@ def _check_options(n_resamples: int, level: float) -> None:
 def _point(metric: str, scorer: Scorer, n_patients: int) -> float:
     value, defined = scorer(np.ones((n_patients, 1)))
     if not defined[0]:
-        raise ValueError(f"{metric} is undefined on the full data (one class only or zero "
-                         "variance of y_true)")
+        raise ValueError(
+            f"{metric} is undefined on the full data (one class only or zero variance of y_true)"
+        )
     return float(value[0])
 
 
-def _replicates(scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int,
-                seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _replicates(
+    scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int, seed: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     block = int(np.clip(_BLOCK_CELLS // max(n_rows, n_patients), 1, n_resamples))
     values: list[list[np.ndarray]] = [[] for _ in scorers]
     defined: list[np.ndarray] = []
@@ -182,9 +197,15 @@ def _interval(metric: str, stats: np.ndarray, level: float) -> tuple[float, floa
     return float(low), float(high)
 
 
-def bootstrap_replicates(metric: str, patient_ids: object, y_true: object, y_score: object, *,
-                         n_resamples: int = 1000,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_replicates(
+    metric: str,
+    patient_ids: object,
+    y_true: object,
+    y_score: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-resample metric values and the defined mask, as used by `patient_bootstrap`.
 
     Returns (values of the defined resamples, bool (n_resamples,) defined); resample r is
@@ -198,9 +219,16 @@ def bootstrap_replicates(metric: str, patient_ids: object, y_true: object, y_sco
     return stats[defined], defined
 
 
-def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score: object, *,
-                      n_resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> BootstrapResult:
+def patient_bootstrap(
+    metric: str,
+    patient_ids: object,
+    y_true: object,
+    y_score: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapResult:
     """Bootstrap `metric` over patients: point value, percentile CI, undefined count.
 
     metric: "auroc", "auprc", "brier", "ece", "r2", "mae" (need y_true), "median", "mean",
@@ -212,13 +240,28 @@ def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score:
     value = _point(metric, scorer, n_pat)
     (stats,), defined = _replicates([scorer], n_pat, codes.size, int(n_resamples), seed)
     low, high = _interval(metric, stats[defined], level)
-    return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
-                           int((~defined).sum()), float(level), None)
+    return BootstrapResult(
+        value,
+        low,
+        high,
+        n_pat,
+        int(codes.size),
+        int(n_resamples),
+        int((~defined).sum()),
+        float(level),
+        None,
+    )
 
 
-def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: object,
-                           y_true: object, *, n_resamples: int = 1000, seed: int = 0,
-                           level: float = 0.95) -> list[BootstrapResult | str]:
+def patient_bootstrap_many(
+    metrics: list[tuple[str, object]],
+    patient_ids: object,
+    y_true: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[BootstrapResult | str]:
     """`patient_bootstrap` of several (metric, y_score) on one set of resamples.
 
     Each result equals ``patient_bootstrap(metric, patient_ids, y_true, y_score,
@@ -227,8 +270,9 @@ def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: objec
     data, every resample undefined, invalid inputs) gives the error message instead.
     """
     _check_options(n_resamples, level)
-    codes, n_pat, truth, scores = _inputs("mean", patient_ids,
-                                          y_true, [("y_score", s) for _, s in metrics])
+    codes, n_pat, truth, scores = _inputs(
+        "mean", patient_ids, y_true, [("y_score", s) for _, s in metrics]
+    )
     out: list[BootstrapResult | str] = []
     live: list[tuple[int, float, Scorer]] = []
     cores: Cores = {}
@@ -243,21 +287,32 @@ def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: objec
             out.append(str(exc))
     if not live:
         return out
-    stats, defined = _replicates_each([s for _, _, s in live], n_pat, codes.size,
-                                      int(n_resamples), seed)
+    stats, defined = _replicates_each(
+        [s for _, _, s in live], n_pat, codes.size, int(n_resamples), seed
+    )
     for (i, value, _), st, ok in zip(live, stats, defined, strict=True):
         try:
             low, high = _interval(metrics[i][0], st[ok], level)
         except ValueError as exc:
             out[i] = str(exc)
             continue
-        out[i] = BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
-                                 int((~ok).sum()), float(level), None)
+        out[i] = BootstrapResult(
+            value,
+            low,
+            high,
+            n_pat,
+            int(codes.size),
+            int(n_resamples),
+            int((~ok).sum()),
+            float(level),
+            None,
+        )
     return out
 
 
-def _replicates_each(scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int,
-                     seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _replicates_each(
+    scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Like `_replicates`, but each scorer keeps its own defined mask."""
     block = int(np.clip(_BLOCK_CELLS // max(n_rows, n_patients), 1, n_resamples))
     values: list[list[np.ndarray]] = [[] for _ in scorers]
@@ -270,9 +325,17 @@ def _replicates_each(scorers: list[Scorer], n_patients: int, n_rows: int, n_resa
     return [np.concatenate(v) for v in values], [np.concatenate(d) for d in defined]
 
 
-def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: object,
-                     score_b: object, *, n_resamples: int = 1000, seed: int = 0,
-                     level: float = 0.95) -> BootstrapResult:
+def paired_bootstrap(
+    metric: str,
+    patient_ids: object,
+    y_true: object,
+    score_a: object,
+    score_b: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapResult:
     """Bootstrap the difference metric(a) - metric(b) on identical patient resamples.
 
     A resample is undefined when either metric is. The two-sided p-value for "no
@@ -280,8 +343,9 @@ def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: 
     defined resample differences d.
     """
     _check_options(n_resamples, level)
-    codes, n_pat, truth, (a, b) = _inputs(metric, patient_ids, y_true,
-                                          [("score_a", score_a), ("score_b", score_b)])
+    codes, n_pat, truth, (a, b) = _inputs(
+        metric, patient_ids, y_true, [("score_a", score_a), ("score_b", score_b)]
+    )
     scorers = [_scorer(metric, codes, n_pat, truth, s) for s in (a, b)]
     value = _point(metric, scorers[0], n_pat) - _point(metric, scorers[1], n_pat)
     (sa, sb), defined = _replicates(scorers, n_pat, codes.size, int(n_resamples), seed)
@@ -289,8 +353,17 @@ def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: 
     low, high = _interval(metric, diff, level)
     tail = min(np.sum(diff <= 0), np.sum(diff >= 0)) + 1
     p_value = min(1.0, 2.0 * tail / (diff.size + 1))
-    return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
-                           int((~defined).sum()), float(level), float(p_value))
+    return BootstrapResult(
+        value,
+        low,
+        high,
+        n_pat,
+        int(codes.size),
+        int(n_resamples),
+        int((~defined).sum()),
+        float(level),
+        float(p_value),
+    )
 
 
 @dataclass(frozen=True)
@@ -307,8 +380,9 @@ class Part:
     rows: np.ndarray | None = None
 
 
-def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int = 1000,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def joint_replicates(
+    patient_ids: object, parts: list[Part], *, n_resamples: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every part's metric on the same patient resamples (paired across parts).
 
     Resample r is row r of `resample_counts(n_patients, n_resamples, seed)` (patients
@@ -332,13 +406,13 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
         _, truth, (score,) = _part_inputs(part, sub.size)
         key = (id(part.rows), id(part.y_true), id(part.y_score))  # parts alive: ids unique
         if part.rows is None:
-            local.append((None, _scorer(part.metric, codes, len(uniques), truth, score,
-                                        cores, key)))
+            local.append(
+                (None, _scorer(part.metric, codes, len(uniques), truth, score, cores, key))
+            )
             continue
         pidx, sub_codes = np.unique(sub, return_inverse=True)
         pidx = shared.setdefault(pidx.tobytes(), pidx)
-        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score, cores,
-                                    key)))
+        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score, cores, key)))
     n_pat = len(uniques)
     points = np.empty(len(parts))
     point_ok = np.empty(len(parts), dtype=bool)

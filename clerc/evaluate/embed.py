@@ -74,8 +74,9 @@ def _load(manifest: Manifest, row: dict[str, Any], store: Any) -> Any:
     return load_input(manifest, row, store)
 
 
-def _batches(items: Iterator[tuple[int, np.ndarray]], size: int
-             ) -> Iterator[tuple[list[int], np.ndarray]]:
+def _batches(
+    items: Iterator[tuple[int, np.ndarray]], size: int
+) -> Iterator[tuple[list[int], np.ndarray]]:
     owners: list[int] = []
     arrays: list[np.ndarray] = []
     for owner, arr in items:
@@ -97,21 +98,26 @@ class _Encoder:
     def __call__(self, modality: str, batch: np.ndarray | Any) -> np.ndarray:
         import torch
 
-        x = batch if isinstance(batch, torch.Tensor | list) else torch.from_numpy(
-            np.ascontiguousarray(batch))
+        x = (
+            batch
+            if isinstance(batch, torch.Tensor | list)
+            else torch.from_numpy(np.ascontiguousarray(batch))
+        )
         dev = torch.device(self.device)
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16,
-                                             enabled=dev.type == "cuda"):
-            z = self.model.encode(modality, x if isinstance(x, list) else x.to(dev),
-                                  normalize=True)
+        with (
+            torch.no_grad(),
+            torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"),
+        ):
+            z = self.model.encode(modality, x if isinstance(x, list) else x.to(dev), normalize=True)
         return z.float().cpu().numpy()
 
 
 class _Views:
     """Map-style dataset: position -> (position, evaluation views of that sample)."""
 
-    def __init__(self, manifest: Manifest, rows: list[dict[str, Any]], spec: Any,
-                 store: Any) -> None:
+    def __init__(
+        self, manifest: Manifest, rows: list[dict[str, Any]], spec: Any, store: Any
+    ) -> None:
         self.manifest, self.rows, self.spec, self.store = manifest, rows, spec, store
 
     def __len__(self) -> int:
@@ -133,21 +139,31 @@ def _loaded(data: _Views, workers: int) -> Iterator[tuple[int, np.ndarray]]:
     import torch
 
     dataset = cast("torch.utils.data.Dataset[tuple[int, np.ndarray]]", data)  # map-style
-    return iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
-                                            collate_fn=_identity, prefetch_factor=4))
+    return iter(
+        torch.utils.data.DataLoader(
+            dataset, batch_size=None, num_workers=workers, collate_fn=_identity, prefetch_factor=4
+        )
+    )
 
 
-def _embed_rows(enc: _Encoder, manifest: Manifest, rows: list[dict[str, Any]], spec: Any,
-                batch_size: int, store: Any, advance: Callable[[int], None],
-                workers: int = 0) -> np.ndarray:
+def _embed_rows(
+    enc: _Encoder,
+    manifest: Manifest,
+    rows: list[dict[str, Any]],
+    spec: Any,
+    batch_size: int,
+    store: Any,
+    advance: Callable[[int], None],
+    workers: int = 0,
+) -> np.ndarray:
     """Embeddings of ``rows`` (all of one modality), in order."""
     modality = str(rows[0]["modality"])
     if get_modality(modality).is_text:
         texts = [_load(manifest, r, store) for r in rows]
         out = []
         for i in range(0, len(texts), batch_size):
-            out.append(enc(modality, enc.model.tokenize(texts[i:i + batch_size])))
-            advance(len(texts[i:i + batch_size]))
+            out.append(enc(modality, enc.model.tokenize(texts[i : i + batch_size])))
+            advance(len(texts[i : i + batch_size]))
         return np.concatenate(out)
 
     def items() -> Iterator[tuple[int, np.ndarray]]:
@@ -167,11 +183,19 @@ def _embed_rows(enc: _Encoder, manifest: Manifest, rows: list[dict[str, Any]], s
     return normalize_rows(sums)
 
 
-def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu",
-                   batch_size: int = 32, prompts: list[str] | None = None,
-                   progress: Callable[[int], None] | None = None,
-                   rank: int = 0, world_size: int = 1, workers: int = 0,
-                   modalities: Sequence[str] = MODALITY_NAMES) -> Embeddings | None:
+def embed_manifest(
+    model: Any,
+    manifest: Manifest,
+    cfg: Any,
+    device: str = "cpu",
+    batch_size: int = 32,
+    prompts: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    modalities: Sequence[str] = MODALITY_NAMES,
+) -> Embeddings | None:
     """Embed every sample of ``modalities`` (this rank's share under torchrun) and the prompts.
 
     ``cfg`` is the checkpoint's ``ModelConfig`` (or a protocol model's ``InputSpec``);
@@ -197,13 +221,20 @@ def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu"
     if rank != 0:
         return None
     texts = list(prompts or [])
-    pv = (enc("text", model.tokenize(texts)) if texts
-          else np.zeros((0, cfg.embed_dim), np.float32))
-    vectors = np.stack([parts[i] for i in range(len(samples))]) if len(samples) else \
-        np.zeros((0, cfg.embed_dim), np.float32)
-    return Embeddings(samples=samples, vectors=vectors, prompt_texts=texts,
-                      prompt_vectors=pv, logit_scale=float(model.scale().detach().cpu()),
-                      header={"config": cfg.to_dict(), "embed_version": EMBED_VERSION})
+    pv = enc("text", model.tokenize(texts)) if texts else np.zeros((0, cfg.embed_dim), np.float32)
+    vectors = (
+        np.stack([parts[i] for i in range(len(samples))])
+        if len(samples)
+        else np.zeros((0, cfg.embed_dim), np.float32)
+    )
+    return Embeddings(
+        samples=samples,
+        vectors=vectors,
+        prompt_texts=texts,
+        prompt_vectors=pv,
+        logit_scale=float(model.scale().detach().cpu()),
+        header={"config": cfg.to_dict(), "embed_version": EMBED_VERSION},
+    )
 
 
 def _gather(parts: dict[int, np.ndarray], world_size: int) -> dict[int, np.ndarray]:
@@ -213,7 +244,8 @@ def _gather(parts: dict[int, np.ndarray], world_size: int) -> dict[int, np.ndarr
     import torch.distributed as dist
 
     gathered: list[dict[int, np.ndarray]] | None = (
-        [{} for _ in range(world_size)] if dist.get_rank() == 0 else None)
+        [{} for _ in range(world_size)] if dist.get_rank() == 0 else None
+    )
     dist.gather_object(parts, gathered, dst=0)
     merged: dict[int, np.ndarray] = {}
     for g in gathered or []:
@@ -240,9 +272,16 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str], *,
-                 device: str = "cpu", batch_size: int = 32, workers: int = 0,
-                 log: Callable[[str], None] = print) -> tuple[Embeddings | None, Path]:
+def embed_cached(
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    prompts: list[str],
+    *,
+    device: str = "cpu",
+    batch_size: int = 32,
+    workers: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[Embeddings | None, Path]:
     """Load the cached embeddings of (checkpoint, manifest, prompts) or compute and save.
 
     Returns (embeddings or None on non-zero ranks, cache path).
@@ -272,28 +311,56 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     if computed is None:
         return None, path
     emb = computed
-    header = {**emb.header, "cache_key": key, **source.header(),
-              "manifest_hash": manifest_hash(data_dir),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    emb = Embeddings(emb.samples, emb.vectors, emb.prompt_texts, emb.prompt_vectors,
-                     emb.logit_scale, header)
+    header = {
+        **emb.header,
+        "cache_key": key,
+        **source.header(),
+        "manifest_hash": manifest_hash(data_dir),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    emb = Embeddings(
+        emb.samples, emb.vectors, emb.prompt_texts, emb.prompt_vectors, emb.logit_scale, header
+    )
     emb.save(path)
     log(f"embeddings: wrote {path}")
     return emb, path
 
 
-def _compute(source: Any, manifest: Manifest, prompts: list[str], device: str,
-             batch_size: int, rank: int, world: int, workers: int) -> Embeddings | None:
+def _compute(
+    source: Any,
+    manifest: Manifest,
+    prompts: list[str],
+    device: str,
+    batch_size: int,
+    rank: int,
+    world: int,
+    workers: int,
+) -> Embeddings | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     model, cfg, modalities = source.load(device)
     n = len(range(rank, int(manifest.samples["modality"].isin(list(modalities)).sum()), world))
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), disable=rank != 0) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=rank != 0,
+    ) as bar:
         t = bar.add_task("embedding samples", total=n)
-        return embed_manifest(model, manifest, cfg, device, batch_size, prompts,
-                              progress=lambda k: bar.advance(t, k), rank=rank, world_size=world,
-                              workers=workers, modalities=modalities)
+        return embed_manifest(
+            model,
+            manifest,
+            cfg,
+            device,
+            batch_size,
+            prompts,
+            progress=lambda k: bar.advance(t, k),
+            rank=rank,
+            world_size=world,
+            workers=workers,
+            modalities=modalities,
+        )
 
 
 def default_device() -> str:
@@ -307,16 +374,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (.pt)")
     add_model_arguments(parser)
     parser.add_argument("--data", type=Path, required=True, help="manifest directory")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the embeddings here (default: only the cache, "
-                             "DIR/embeddings/<key>.npz)")
-    parser.add_argument("--batch-size", type=at_least(1), default=32,
-                        help="views per forward pass")
-    parser.add_argument("--workers", type=at_least(0), default=0,
-                        help="processes decoding samples (0 = in the main process)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the embeddings here (default: only the cache, DIR/embeddings/<key>.npz)",
+    )
+    parser.add_argument("--batch-size", type=at_least(1), default=32, help="views per forward pass")
+    parser.add_argument(
+        "--workers",
+        type=at_least(0),
+        default=0,
+        help="processes decoding samples (0 = in the main process)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
-    parser.add_argument("--tasks-file", type=Path, default=None,
-                        help="extra task definitions whose prompts are embedded too")
+    parser.add_argument(
+        "--tasks-file",
+        type=Path,
+        default=None,
+        help="extra task definitions whose prompts are embedded too",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,15 +408,22 @@ def run(args: argparse.Namespace) -> int:
     source = source_from_args(args)
     if source is None:
         raise ValueError("give --checkpoint FILE or --model package.module:factory")
-    emb, path = embed_cached(source, args.data, prompts,
-                             device=args.device or default_device(), batch_size=args.batch_size,
-                             workers=args.workers)
+    emb, path = embed_cached(
+        source,
+        args.data,
+        prompts,
+        device=args.device or default_device(),
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
     if emb is None:
         return 0
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, args.out)
         print(f"embeddings: copied to {args.out}")
-    print(f"{len(emb.samples)} samples, {len(emb.prompt_texts)} prompts, dim {emb.dim}, "
-          f"logit scale {emb.logit_scale:.2f} ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"{len(emb.samples)} samples, {len(emb.prompt_texts)} prompts, dim {emb.dim}, "
+        f"logit scale {emb.logit_scale:.2f} ({time.perf_counter() - t0:.1f} s)"
+    )
     return 0

@@ -83,48 +83,141 @@ def _with_truth(name: str, fn: Callable[[np.ndarray, np.ndarray], float]) -> Poi
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 for _spec in (
-    MetricSpec("r2", "R²", 1, 0.08, 3, True, _with_truth("r2", metrics.r2),
-               lambda c, n, y, s: scorers.r2_scorer(c, n, _truth("r2", y), s)),
-    MetricSpec("mae", "MAE", -1, 3.0, 1, True, _with_truth("mae", metrics.mae),
-               lambda c, n, y, s: scorers.mean_scorer(c, n, np.abs(_truth("mae", y) - s))),
-    MetricSpec("auroc", "AUROC", 1, 0.05, 3, True, _with_truth("auroc", metrics.auroc),
-               lambda c, n, y, s: scorers.auroc_scorer(c, n, _truth("auroc", y), s),
-               core=scorers.auroc_from_core),
-    MetricSpec("auprc", "AUPRC", 1, 0.06, 3, True, _with_truth("auprc", metrics.auprc),
-               lambda c, n, y, s: scorers.auprc_scorer(c, n, _truth("auprc", y), s),
-               core=scorers.auprc_from_core),
-    MetricSpec("brier", "Brier score", -1, 0.03, 3, True, _with_truth("brier", metrics.brier),
-               lambda c, n, y, s: scorers.brier_scorer(c, n, _truth("brier", y), s)),
-    MetricSpec("ece", "ECE", -1, 0.05, 3, True, _with_truth("ece", metrics.ece),
-               lambda c, n, y, s: scorers.ece_scorer(c, n, _truth("ece", y), s)),
-    MetricSpec("median_percentile", "Median percentile", -1, 5.0, 1, False,
-               lambda y, s: float(np.median(_scores("median_percentile", s))),
-               lambda c, n, y, s: scorers.median_scorer(c, n, s)),
-    MetricSpec("mean_percentile", "Mean percentile", -1, 5.0, 1, False,
-               lambda y, s: float(np.mean(_scores("mean_percentile", s))),
-               lambda c, n, y, s: scorers.mean_scorer(c, n, s)),
+    MetricSpec(
+        "r2",
+        "R²",
+        1,
+        0.08,
+        3,
+        True,
+        _with_truth("r2", metrics.r2),
+        lambda c, n, y, s: scorers.r2_scorer(c, n, _truth("r2", y), s),
+    ),
+    MetricSpec(
+        "mae",
+        "MAE",
+        -1,
+        3.0,
+        1,
+        True,
+        _with_truth("mae", metrics.mae),
+        lambda c, n, y, s: scorers.mean_scorer(c, n, np.abs(_truth("mae", y) - s)),
+    ),
+    MetricSpec(
+        "auroc",
+        "AUROC",
+        1,
+        0.05,
+        3,
+        True,
+        _with_truth("auroc", metrics.auroc),
+        lambda c, n, y, s: scorers.auroc_scorer(c, n, _truth("auroc", y), s),
+        core=scorers.auroc_from_core,
+    ),
+    MetricSpec(
+        "auprc",
+        "AUPRC",
+        1,
+        0.06,
+        3,
+        True,
+        _with_truth("auprc", metrics.auprc),
+        lambda c, n, y, s: scorers.auprc_scorer(c, n, _truth("auprc", y), s),
+        core=scorers.auprc_from_core,
+    ),
+    MetricSpec(
+        "brier",
+        "Brier score",
+        -1,
+        0.03,
+        3,
+        True,
+        _with_truth("brier", metrics.brier),
+        lambda c, n, y, s: scorers.brier_scorer(c, n, _truth("brier", y), s),
+    ),
+    MetricSpec(
+        "ece",
+        "ECE",
+        -1,
+        0.05,
+        3,
+        True,
+        _with_truth("ece", metrics.ece),
+        lambda c, n, y, s: scorers.ece_scorer(c, n, _truth("ece", y), s),
+    ),
+    MetricSpec(
+        "median_percentile",
+        "Median percentile",
+        -1,
+        5.0,
+        1,
+        False,
+        lambda y, s: float(np.median(_scores("median_percentile", s))),
+        lambda c, n, y, s: scorers.median_scorer(c, n, s),
+    ),
+    MetricSpec(
+        "mean_percentile",
+        "Mean percentile",
+        -1,
+        5.0,
+        1,
+        False,
+        lambda y, s: float(np.mean(_scores("mean_percentile", s))),
+        lambda c, n, y, s: scorers.mean_scorer(c, n, s),
+    ),
     # plain statistics of y_score (the bootstrap's generic "median" and "mean")
-    MetricSpec("median", "Median", 0, 0.05, 3, False,
-               lambda y, s: float(np.median(_scores("median", s))),
-               lambda c, n, y, s: scorers.median_scorer(c, n, s), kind="default"),
-    MetricSpec("mean", "Mean", 0, 0.05, 3, False,
-               lambda y, s: float(np.mean(_scores("mean", s))),
-               lambda c, n, y, s: scorers.mean_scorer(c, n, s), kind="default"),
+    MetricSpec(
+        "median",
+        "Median",
+        0,
+        0.05,
+        3,
+        False,
+        lambda y, s: float(np.median(_scores("median", s))),
+        lambda c, n, y, s: scorers.median_scorer(c, n, s),
+        kind="default",
+    ),
+    MetricSpec(
+        "mean",
+        "Mean",
+        0,
+        0.05,
+        3,
+        False,
+        lambda y, s: float(np.mean(_scores("mean", s))),
+        lambda c, n, y, s: scorers.mean_scorer(c, n, s),
+        kind="default",
+    ),
     # y_score holds 0-based ranks
-    MetricSpec("mrr", "MRR", 1, 0.08, 3, False,
-               lambda y, s: metrics.mean_reciprocal_rank(_scores("mrr", s)),
-               lambda c, n, y, s: scorers.mrr_scorer(c, n, s)),
+    MetricSpec(
+        "mrr",
+        "MRR",
+        1,
+        0.08,
+        3,
+        False,
+        lambda y, s: metrics.mean_reciprocal_rank(_scores("mrr", s)),
+        lambda c, n, y, s: scorers.mrr_scorer(c, n, s),
+    ),
 ):
     METRICS.add(_spec.name, _spec)
 
 #: Metrics reported per kind of predictive task (``TaskDef.kind``), in report order.
-KIND_METRICS: dict[str, tuple[str, ...]] = {"binary": ("auroc", "auprc"),
-                                            "regression": ("r2", "mae")}
+KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auroc", "auprc"),
+    "regression": ("r2", "mae"),
+}
 #: Calibration metrics added for predictions that are probabilities (binary probes).
 PROBABILITY_METRICS: tuple[str, ...] = ("brier", "ece")
 #: Table 3's retrieval metrics, in report order.
-RETRIEVAL_METRICS: tuple[str, ...] = ("median_percentile", "mean_percentile", "recall@1",
-                                      "recall@5", "recall@10", "mrr")
+RETRIEVAL_METRICS: tuple[str, ...] = (
+    "median_percentile",
+    "mean_percentile",
+    "recall@1",
+    "recall@5",
+    "recall@10",
+    "mrr",
+)
 #: Suffixes of derived metrics in their base metric's units and precision: a subgroup gap
 #: (lower is better) and the spread over label-efficiency draws (no direction).
 DERIVED_SUFFIXES: dict[str, tuple[str, Direction]] = {"_gap": (" gap", -1), "_sd": (" SD", 0)}
@@ -138,9 +231,13 @@ DEFAULT = MetricSpec("default", "", 0, 0.05, 3, kind="default")
 
 
 def _recall(k: int) -> MetricSpec:
-    return replace(RECALL, name=f"recall@{k}", label=f"Recall@{k}",
-                   point=lambda y, s: metrics.recall_at_k(_scores(f"recall@{k}", s), k),
-                   scorer=lambda c, n, y, s: scorers.mean_scorer(c, n, (s < k).astype(float)))
+    return replace(
+        RECALL,
+        name=f"recall@{k}",
+        label=f"Recall@{k}",
+        point=lambda y, s: metrics.recall_at_k(_scores(f"recall@{k}", s), k),
+        scorer=lambda c, n, y, s: scorers.mean_scorer(c, n, (s < k).astype(float)),
+    )
 
 
 def metric_spec(name: str) -> MetricSpec:
@@ -153,8 +250,15 @@ def metric_spec(name: str) -> MetricSpec:
     for suffix, (label, better) in DERIVED_SUFFIXES.items():
         if name.endswith(suffix) and len(name) > len(suffix):
             base = metric_spec(name.removesuffix(suffix))
-            return replace(base, name=name, label=base.label + label, better=better,
-                           point=None, scorer=None, core=None)
+            return replace(
+                base,
+                name=name,
+                label=base.label + label,
+                better=better,
+                point=None,
+                scorer=None,
+                core=None,
+            )
     match = re.fullmatch(r"recall@(\d+)", name)
     if match and int(match.group(1)) >= 1:
         return _recall(int(match.group(1)))
@@ -180,25 +284,41 @@ def direction(name: str) -> int:
 def tolerance_kinds() -> dict[str, float]:
     """The gate's default tolerance per kind (``--tolerance KIND=VALUE``), ``default`` last."""
     out = {s.kind: s.tolerance for _, s in METRICS.items() if s.kind != "default"}
-    out.update({RECALL.kind: RECALL.tolerance, P_VALUE.kind: P_VALUE.tolerance,
-                DEFAULT.kind: DEFAULT.tolerance})
+    out.update(
+        {
+            RECALL.kind: RECALL.tolerance,
+            P_VALUE.kind: P_VALUE.tolerance,
+            DEFAULT.kind: DEFAULT.tolerance,
+        }
+    )
     return out
 
 
 def metric_order() -> list[str]:
     """Metric names in the report's order (registration order, then the retrieval ones)."""
-    return list(dict.fromkeys([*(n for n in METRICS.names() if n not in RETRIEVAL_METRICS),
-                               *RETRIEVAL_METRICS]))
+    return list(
+        dict.fromkeys(
+            [*(n for n in METRICS.names() if n not in RETRIEVAL_METRICS), *RETRIEVAL_METRICS]
+        )
+    )
 
 
-def scorer_of(spec: MetricSpec, codes: np.ndarray, n_patients: int, y_true: np.ndarray | None,
-              y_score: np.ndarray, cores: Cores | None = None, key: object = None) -> Scorer:
+def scorer_of(
+    spec: MetricSpec,
+    codes: np.ndarray,
+    n_patients: int,
+    y_true: np.ndarray | None,
+    y_score: np.ndarray,
+    cores: Cores | None = None,
+    key: object = None,
+) -> Scorer:
     """The bootstrap scorer of ``spec`` on these rows. AUROC and AUPRC scorers made with the
     same ``cores`` dict and ``key`` (same rows, y_true and scores) share their block
     products (``scorers.shared_core``)."""
     if spec.core is not None and cores is not None and key is not None:
-        core = scorers.shared_core(codes, n_patients, _truth(spec.name, y_true), y_score,
-                                   cores, key, spec.name)
+        core = scorers.shared_core(
+            codes, n_patients, _truth(spec.name, y_true), y_score, cores, key, spec.name
+        )
         return spec.core(core)
     if spec.scorer is None:
         raise ValueError(f"metric {spec.name!r} has no bootstrap scorer")

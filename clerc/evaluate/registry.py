@@ -67,8 +67,9 @@ class TaskDef:
             raise ValueError(f"{where}: a Table 4 task needs a modality")
         if self.template is not None:
             if not self.placeholder or self.placeholder not in self.template:
-                raise ValueError(f"{where}: sweep placeholder {self.placeholder!r} "
-                                 "is not in the template")
+                raise ValueError(
+                    f"{where}: sweep placeholder {self.placeholder!r} is not in the template"
+                )
             if len(self.values) < 2:
                 raise ValueError(f"{where}: a sweep needs at least two values")
 
@@ -99,8 +100,10 @@ def _taskdef(d: dict[str, Any], where: str) -> TaskDef:
     known = set(TaskDef.__dataclass_fields__)
     unknown = sorted(set(d) - known)
     if unknown or "name" not in d:
-        raise ValueError(f"{where}: task {d.get('name')!r} has unknown keys {unknown} "
-                         f"or no name; expected keys from {sorted(known | {'sweep'})}")
+        raise ValueError(
+            f"{where}: task {d.get('name')!r} has unknown keys {unknown} "
+            f"or no name; expected keys from {sorted(known | {'sweep'})}"
+        )
     return TaskDef(**d)
 
 
@@ -135,8 +138,9 @@ class Memo:
     def __init__(self) -> None:
         self._items: dict[tuple[Hashable, ...], tuple[tuple[object, ...], Any]] = {}
 
-    def get(self, key: tuple[Hashable, ...], inputs: tuple[object, ...],
-            compute: Callable[[], Any]) -> Any:
+    def get(
+        self, key: tuple[Hashable, ...], inputs: tuple[object, ...], compute: Callable[[], Any]
+    ) -> Any:
         """The value for ``key`` and ``inputs``, computed once by ``compute()``."""
         full = (*key, *(id(o) for o in inputs))
         hit = self._items.get(full)
@@ -206,9 +210,18 @@ def task(name: str, table: str, setting: str) -> Callable[[TaskFn], TaskFn]:
 
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
-    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "oracle", "zeroshot", "probe",
-                                          "crossmodal", "supervised", "subgroups",
-                                          "label_efficiency"))
+    f"clerc.evaluate.tasks.{m}"
+    for m in (
+        "retrieval",
+        "oracle",
+        "zeroshot",
+        "probe",
+        "crossmodal",
+        "supervised",
+        "subgroups",
+        "label_efficiency",
+    )
+)
 
 
 def load_tasks() -> Registry[Task]:
@@ -223,5 +236,6 @@ def task_names() -> list[str]:
     load_tasks()
     rank = {m: i for i, m in enumerate(TASK_MODULES)}
     names = TASKS.names()
-    return sorted(names, key=lambda n: (rank.get(TASKS.get(n).run.__module__, len(rank)),
-                                        names.index(n)))
+    return sorted(
+        names, key=lambda n: (rank.get(TASKS.get(n).run.__module__, len(rank)), names.index(n))
+    )

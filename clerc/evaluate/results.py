@@ -36,21 +36,46 @@ from clerc.modalities import MODALITIES
 TABLES: tuple[str, ...] = ("table3", "table4", "table5")
 #: ``oracle``: a ceiling from a synthetic cohort's planted latent variables (Table 3).
 SETTINGS: tuple[str, ...] = (
-    "retrieval", "zero_shot", "linear_probe", "supervised", "difference", "oracle",
+    "retrieval",
+    "zero_shot",
+    "linear_probe",
+    "supervised",
+    "difference",
+    "oracle",
     "knn_probe",
 )
 #: The fields that name a table cell; with ``metric`` (and, for the subgroup and
 #: label-efficiency tasks, ``subgroup``/``train_fraction``) they identify a record.
-CELL_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
-                                "gallery_modality", "modality", "label_modality")
+CELL_FIELDS: tuple[str, ...] = (
+    "table",
+    "task",
+    "setting",
+    "query_modality",
+    "gallery_modality",
+    "modality",
+    "label_modality",
+)
 #: Record keys that older results files may lack (read as null).
 OPTIONAL_FIELDS: tuple[str, ...] = ("subgroup", "train_fraction")
 KEY_FIELDS: tuple[str, ...] = (*CELL_FIELDS, "metric", *OPTIONAL_FIELDS)
 #: Every field of a record, in ``results.json`` order.
-RECORD_FIELDS: tuple[str, ...] = (*CELL_FIELDS, "metric", "value", "ci_low", "ci_high", "n",
-                                  "n_undefined", "note", *OPTIONAL_FIELDS)
-MODALITY_FIELDS: tuple[str, ...] = ("query_modality", "gallery_modality", "modality",
-                                    "label_modality")
+RECORD_FIELDS: tuple[str, ...] = (
+    *CELL_FIELDS,
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_undefined",
+    "note",
+    *OPTIONAL_FIELDS,
+)
+MODALITY_FIELDS: tuple[str, ...] = (
+    "query_modality",
+    "gallery_modality",
+    "modality",
+    "label_modality",
+)
 #: Columns of ``predictions.parquet``.
 PREDICTION_COLUMNS: tuple[str, ...] = ("cell", "kind", "y_true", "y_score")
 PREDICTION_KINDS: tuple[str, ...] = ("binary", "regression", "retrieval")
@@ -58,7 +83,13 @@ PREDICTION_KINDS: tuple[str, ...] = ("binary", "regression", "retrieval")
 #: patient and study (``clerc.compare.pairing``; never the ids themselves).
 PAIRING_COLUMNS: tuple[str, ...] = ("pair_patient", "pair_unit")
 _PACKAGES: tuple[str, ...] = (
-    "clerc-harness", "torch", "numpy", "pandas", "scikit-learn", "scipy", "pyarrow",
+    "clerc-harness",
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "pyarrow",
 )
 
 
@@ -110,9 +141,7 @@ class Record:
                 raise ValueError(f"Record.train_fraction must lie in (0, 1], got {f}")
             object.__setattr__(self, "train_fraction", f)
         if self.value is None and not self.note:
-            raise ValueError(
-                f"Record {self.key()}: an undefined value needs a note saying why"
-            )
+            raise ValueError(f"Record {self.key()}: an undefined value needs a note saying why")
 
     def key(self) -> tuple[str | float | None, ...]:
         """Identity of the cell (what the gate compares on)."""
@@ -167,8 +196,9 @@ def index_records(doc: object, source: str) -> dict[tuple[Any, ...], dict[str, A
 
 def undefined(base: dict[str, Any], metric: str, note: str, n: int = 0) -> Record:
     """A record whose metric could not be computed, with the reason."""
-    return Record(**base, metric=metric, value=None, ci_low=None, ci_high=None,
-                  n=n, n_undefined=0, note=note)
+    return Record(
+        **base, metric=metric, value=None, ci_low=None, ci_high=None, n=n, n_undefined=0, note=note
+    )
 
 
 def prediction_frame(cell: str, kind: str, y_true: Any, y_score: Any) -> pd.DataFrame:
@@ -211,9 +241,13 @@ class TaskResult(Sequence[Record]):
         """Equal to a list or tuple of the same records; to a ``TaskResult`` with the same
         records and equal prediction frames."""
         if isinstance(other, TaskResult):
-            return self.records == other.records and len(self.predictions) == len(
-                other.predictions) and all(a.equals(b) for a, b in zip(
-                    self.predictions, other.predictions, strict=True))
+            return (
+                self.records == other.records
+                and len(self.predictions) == len(other.predictions)
+                and all(
+                    a.equals(b) for a, b in zip(self.predictions, other.predictions, strict=True)
+                )
+            )
         if isinstance(other, list | tuple):
             return list(self.records) == list(other)
         return NotImplemented
@@ -234,10 +268,21 @@ def code_revision() -> str | None:
     """The git commit of the working tree (``+dirty`` when modified), or None."""
     root = Path(__file__).resolve().parents[2]
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return rev + ("+dirty" if dirty.strip() else "")
@@ -253,8 +298,14 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def provenance(*, checkpoint_hash: str | None, manifest_hash: str | None, seed: int,
-               command: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def provenance(
+    *,
+    checkpoint_hash: str | None,
+    manifest_hash: str | None,
+    seed: int,
+    command: list[str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """Where results came from: code, inputs, seed, versions, time and command line."""
     return {
         "code_revision": code_revision(),
@@ -269,13 +320,13 @@ def provenance(*, checkpoint_hash: str | None, manifest_hash: str | None, seed: 
     }
 
 
-def write_results(path: str | Path, records: list[Record], provenance: dict[str, Any],
-                  cohort: dict[str, Any]) -> Path:
+def write_results(
+    path: str | Path, records: list[Record], provenance: dict[str, Any], cohort: dict[str, Any]
+) -> Path:
     """Write ``results.json``; keys are sorted by record order, values JSON-native."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"provenance": provenance, "cohort": cohort,
-           "records": [r.to_dict() for r in records]}
+    doc = {"provenance": provenance, "cohort": cohort, "records": [r.to_dict() for r in records]}
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, allow_nan=False))
     tmp.replace(path)
@@ -295,16 +346,28 @@ def read_results(path: str | Path) -> tuple[list[Record], dict[str, Any], dict[s
 def predictions_frame(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-cell prediction frames into the ``predictions.parquet`` shape."""
     if not parts:
-        return pd.DataFrame({"cell": pd.Series(dtype="string"), "kind": pd.Series(dtype="string"),
-                             "y_true": pd.Series(dtype="float64"),
-                             "y_score": pd.Series(dtype="float64")})
+        return pd.DataFrame(
+            {
+                "cell": pd.Series(dtype="string"),
+                "kind": pd.Series(dtype="string"),
+                "y_true": pd.Series(dtype="float64"),
+                "y_score": pd.Series(dtype="float64"),
+            }
+        )
     pairing = [c for c in PAIRING_COLUMNS if all(c in p.columns for p in parts)]
     df = pd.concat([p[[*PREDICTION_COLUMNS, *pairing]] for p in parts], ignore_index=True)
     bad = sorted(set(df["kind"]) - set(PREDICTION_KINDS))
     if bad:
         raise ValueError(f"prediction kinds {bad} not in {PREDICTION_KINDS}")
-    return df.astype({"cell": "string", "kind": "string", "y_true": "float64",
-                      "y_score": "float64", **{c: "string" for c in pairing}})
+    return df.astype(
+        {
+            "cell": "string",
+            "kind": "string",
+            "y_true": "float64",
+            "y_score": "float64",
+            **{c: "string" for c in pairing},
+        }
+    )
 
 
 def write_predictions(path: str | Path, parts: Sequence[pd.DataFrame]) -> Path:

@@ -24,8 +24,9 @@ def patient_sums(codes: np.ndarray, n_patients: int, values: np.ndarray) -> np.n
     return np.bincount(codes, weights=values, minlength=n_patients)
 
 
-def group_matrix(groups: np.ndarray, n_groups: int, codes: np.ndarray,
-                  n_patients: int) -> sparse.csr_matrix:
+def group_matrix(
+    groups: np.ndarray, n_groups: int, codes: np.ndarray, n_patients: int
+) -> sparse.csr_matrix:
     """Sparse (n_groups, n_patients): how many rows of each patient fall in each group."""
     ones = np.ones(codes.size)
     return sparse.csr_matrix((ones, (groups, codes)), shape=(n_groups, n_patients))
@@ -35,8 +36,14 @@ def group_matrix(groups: np.ndarray, n_groups: int, codes: np.ndarray,
 BinaryCore = Callable[[np.ndarray], tuple[np.ndarray, ...]]
 
 
-def binary_core(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray,
-                last: list[Any] | None = None, name: str = "auroc") -> BinaryCore:
+def binary_core(
+    codes: np.ndarray,
+    n_patients: int,
+    y: np.ndarray,
+    s: np.ndarray,
+    last: list[Any] | None = None,
+    name: str = "auroc",
+) -> BinaryCore:
     """Per block of counts, the products AUROC and AUPRC both need: per positive tie group
     (ascending score) the positive weight P, the negative weight strictly below C and tied
     T, and per resample n_pos and n_neg. The last products are kept (in ``last``, one slot
@@ -65,9 +72,17 @@ def binary_core(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray
     def core(counts: np.ndarray) -> tuple[np.ndarray, ...]:
         if slot[0] is not core or slot[1] is not counts:
             t = None if ties is None else np.asarray(ties @ counts)
-            slot[:] = [core, counts, (np.asarray(pos @ counts),
-                                      np.cumsum(below @ counts, axis=0), t,
-                                      pos_rows @ counts, neg_rows @ counts)]
+            slot[:] = [
+                core,
+                counts,
+                (
+                    np.asarray(pos @ counts),
+                    np.cumsum(below @ counts, axis=0),
+                    t,
+                    pos_rows @ counts,
+                    neg_rows @ counts,
+                ),
+            ]
         return slot[2]
 
     return core
@@ -103,27 +118,51 @@ def auprc_from_core(core: BinaryCore) -> Scorer:
 Cores = dict[Any, Any]
 
 
-def shared_core(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray,
-                cores: Cores | None, key: Any, name: str) -> BinaryCore:
+def shared_core(
+    codes: np.ndarray,
+    n_patients: int,
+    y: np.ndarray,
+    s: np.ndarray,
+    cores: Cores | None,
+    key: Any,
+    name: str,
+) -> BinaryCore:
     """The binary core of these rows: from ``cores`` under ``key`` when made before, else
     made (and kept there when both are given)."""
     core = None if cores is None or key is None else cores.get(key)
     if core is None:
-        core = binary_core(codes, n_patients, y, s,
-                           None if cores is None else cores.setdefault("slot", [None] * 3),
-                           name)
+        core = binary_core(
+            codes,
+            n_patients,
+            y,
+            s,
+            None if cores is None else cores.setdefault("slot", [None] * 3),
+            name,
+        )
         if cores is not None and key is not None:
             cores[key] = core
     return core
 
 
-def auroc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray,
-                 cores: Cores | None = None, key: Any = None) -> Scorer:
+def auroc_scorer(
+    codes: np.ndarray,
+    n_patients: int,
+    y: np.ndarray,
+    s: np.ndarray,
+    cores: Cores | None = None,
+    key: Any = None,
+) -> Scorer:
     return auroc_from_core(shared_core(codes, n_patients, y, s, cores, key, "auroc"))
 
 
-def auprc_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray,
-                 cores: Cores | None = None, key: Any = None) -> Scorer:
+def auprc_scorer(
+    codes: np.ndarray,
+    n_patients: int,
+    y: np.ndarray,
+    s: np.ndarray,
+    cores: Cores | None = None,
+    key: Any = None,
+) -> Scorer:
     return auprc_from_core(shared_core(codes, n_patients, y, s, cores, key, "auprc"))
 
 
@@ -184,8 +223,9 @@ def r2_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, p: np.ndarray) 
         unsure = np.flatnonzero(~defined)
         if unsure.size:
             drawn = counts[:, unsure] > 0
-            defined[unsure] = (np.where(drawn, hi[:, None], -np.inf).max(axis=0)
-                               > np.where(drawn, lo[:, None], np.inf).min(axis=0))
+            defined[unsure] = np.where(drawn, hi[:, None], -np.inf).max(axis=0) > np.where(
+                drawn, lo[:, None], np.inf
+            ).min(axis=0)
         return 1.0 - (res @ counts) / np.where(defined, ss_tot, 1.0), defined
 
     return score
@@ -199,8 +239,9 @@ def median_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
         # (B, n_values): each resample's rows at or below each value, contiguous per resample
         cum = np.cumsum(np.asarray(counts.T @ members_t), axis=1)
         total = cum[:, -1]
-        low = [np.searchsorted(c, (t - 1) // 2, side="right")
-               for c, t in zip(cum, total, strict=True)]
+        low = [
+            np.searchsorted(c, (t - 1) // 2, side="right") for c, t in zip(cum, total, strict=True)
+        ]
         high = [np.searchsorted(c, t // 2, side="right") for c, t in zip(cum, total, strict=True)]
         return 0.5 * (values[low] + values[high]), np.ones(counts.shape[1], dtype=bool)
 

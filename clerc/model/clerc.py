@@ -102,6 +102,12 @@ def encoder_flops(cfg: ModelConfig, keys: Sequence[str] = ENCODERS) -> dict[str,
 
 
 __all__ = [
-    "CLERC", "INIT_LOGIT_SCALE", "MAX_LOGIT_SCALE", "build_encoder",
-    "channels_last_3d", "encoder_flops", "encoder_key", "example_input",
+    "CLERC",
+    "INIT_LOGIT_SCALE",
+    "MAX_LOGIT_SCALE",
+    "build_encoder",
+    "channels_last_3d",
+    "encoder_flops",
+    "encoder_key",
+    "example_input",
 ]

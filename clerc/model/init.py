@@ -80,12 +80,12 @@ def extract_state_dict(obj: object, path: str | os.PathLike[str]) -> dict[str, T
     if not sd:
         raise PretrainedError(f"{path}: holds no tensors")
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
 def _strip(sd: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
 def _video_keys(sd: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
@@ -112,15 +112,19 @@ def _names(keys: list[str], limit: int = 20) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_into(module: nn.Module, sd: Mapping[str, Tensor], path: str, skip: tuple[str, ...] = ()
-              ) -> int:
+def load_into(
+    module: nn.Module, sd: Mapping[str, Tensor], path: str, skip: tuple[str, ...] = ()
+) -> int:
     """Copy ``sd`` into ``module``: every key not under a ``skip`` prefix must match by name
     and shape. Returns the number of tensors loaded."""
     target = {k: v for k, v in module.state_dict().items() if not k.startswith(skip)}
     missing = sorted(set(target) - set(sd))
     unexpected = sorted(set(sd) - set(target))
-    wrong = [f"{k} (file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)})"
-             for k in sorted(set(sd) & set(target)) if sd[k].shape != target[k].shape]
+    wrong = [
+        f"{k} (file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)})"
+        for k in sorted(set(sd) & set(target))
+        if sd[k].shape != target[k].shape
+    ]
     problems = []
     if wrong:
         problems.append("shape mismatch: " + "; ".join(wrong))
@@ -129,14 +133,16 @@ def load_into(module: nn.Module, sd: Mapping[str, Tensor], path: str, skip: tupl
     if unexpected:
         problems.append(f"not in the model ({len(unexpected)}): {_names(unexpected)}")
     if problems:
-        raise PretrainedError(f"{path}: does not fit {type(module).__name__}: "
-                              + " | ".join(problems))
+        raise PretrainedError(
+            f"{path}: does not fit {type(module).__name__}: " + " | ".join(problems)
+        )
     module.load_state_dict(dict(sd), strict=False)
     return len(sd)
 
 
-def load_pretrained(model: nn.Module, paths: Mapping[str, str | os.PathLike[str]]
-                    ) -> dict[str, LoadReport]:
+def load_pretrained(
+    model: nn.Module, paths: Mapping[str, str | os.PathLike[str]]
+) -> dict[str, LoadReport]:
     """Initialise ``model.encoders[key]`` from ``paths[key]`` for keys in ``PRETRAINED``.
 
     Files shared by several encoders (one CLIP file for ``cxr_image`` and ``text``) are read
@@ -144,8 +150,10 @@ def load_pretrained(model: nn.Module, paths: Mapping[str, str | os.PathLike[str]
     """
     unknown = sorted(set(paths) - set(PRETRAINED))
     if unknown:
-        raise PretrainedError(f"no pretrained weights for {unknown}; expected keys among "
-                              f"{PRETRAINED} (the ECG encoder starts from random weights)")
+        raise PretrainedError(
+            f"no pretrained weights for {unknown}; expected keys among "
+            f"{PRETRAINED} (the ECG encoder starts from random weights)"
+        )
     cache: dict[Path, dict[str, Tensor]] = {}
     reports: dict[str, LoadReport] = {}
     for key, p in paths.items():
@@ -170,8 +178,13 @@ def _load_encoder(enc: nn.Module, key: str, sd: dict[str, Tensor], path: str) ->
     return LoadReport(key, path, n, tuple(skipped))
 
 
-def random_init_warning(model_cfg: object, cfg_modalities: tuple[str, ...], init: Mapping[str, str],
-                        *, allow_random: bool) -> str | None:
+def random_init_warning(
+    model_cfg: object,
+    cfg_modalities: tuple[str, ...],
+    init: Mapping[str, str],
+    *,
+    allow_random: bool,
+) -> str | None:
     """Check that the paper's architecture starts from the paper's pretrained weights.
 
     With the paper's encoders (``ModelConfig.paper()``), every encoder of :data:`PRETRAINED`
@@ -191,11 +204,17 @@ def random_init_warning(model_cfg: object, cfg_modalities: tuple[str, ...], init
     missing = [e for e in PRETRAINED if e in wanted and e not in init]
     if not missing:
         return None
-    what = (f"the paper's encoders without pretrained weights for {', '.join(missing)} "
-            "(the paper starts echo/angio from Kinetics-400 r2plus1d_18 and CXR/text from "
-            "CLIP; give them with --init ENCODER=PATH, see docs/CONTRACTS.md)")
+    what = (
+        f"the paper's encoders without pretrained weights for {', '.join(missing)} "
+        "(the paper starts echo/angio from Kinetics-400 r2plus1d_18 and CXR/text from "
+        "CLIP; give them with --init ENCODER=PATH, see docs/CONTRACTS.md)"
+    )
     if not allow_random:
-        raise ValueError(f"refusing to train {what}; pass --allow-random-init to train "
-                         "them from random weights anyway")
-    return (f"WARNING: training {what}; they start from RANDOM weights "
-            "(--allow-random-init), so results are not comparable with the paper's")
+        raise ValueError(
+            f"refusing to train {what}; pass --allow-random-init to train "
+            "them from random weights anyway"
+        )
+    return (
+        f"WARNING: training {what}; they start from RANDOM weights "
+        "(--allow-random-init), so results are not comparable with the paper's"
+    )

@@ -21,9 +21,11 @@ def load_model(
     """``(CLERC, header)``: the model rebuilt from ``header["config"]["model"]``, in eval mode."""
     state, header = load_checkpoint(path)
     if header.get("kind") == "baseline":
-        raise CheckpointError(f"{path}: a supervised baseline checkpoint, not a CLERC model; "
-                              "baselines are scored with `clerc benchmark --supervised "
-                              "RUNS/predictions.parquet`")
+        raise CheckpointError(
+            f"{path}: a supervised baseline checkpoint, not a CLERC model; "
+            "baselines are scored with `clerc benchmark --supervised "
+            "RUNS/predictions.parquet`"
+        )
     config = header.get("config")
     model_cfg = config.get("model") if isinstance(config, dict) else None
     if not isinstance(model_cfg, dict):
@@ -37,12 +39,16 @@ def load_model(
         fit = model.load_state_dict(state["model"], strict=False)
     except RuntimeError as e:  # shape mismatches: name the first
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise CheckpointError(f"{path}: model weights do not fit its config: "
-                              f"{lines[1] if len(lines) > 1 else lines[0]}") from e
+        raise CheckpointError(
+            f"{path}: model weights do not fit its config: "
+            f"{lines[1] if len(lines) > 1 else lines[0]}"
+        ) from e
     if fit.missing_keys or fit.unexpected_keys:
-        raise CheckpointError(f"{path}: model weights do not fit its config: "
-                              f"{_keys('missing', fit.missing_keys)}, "
-                              f"{_keys('unexpected', fit.unexpected_keys)}")
+        raise CheckpointError(
+            f"{path}: model weights do not fit its config: "
+            f"{_keys('missing', fit.missing_keys)}, "
+            f"{_keys('unexpected', fit.unexpected_keys)}"
+        )
     return model.to(device).eval(), header
 
 

@@ -47,6 +47,11 @@ def mark_not_applicable(records: list[Record], header: dict[str, Any]) -> list[R
     out = []
     for rec in records:
         why = reason(rec, header)
-        out.append(rec if why is None else dataclasses.replace(
-            rec, value=None, ci_low=None, ci_high=None, n=0, n_undefined=0, note=why))
+        out.append(
+            rec
+            if why is None
+            else dataclasses.replace(
+                rec, value=None, ci_low=None, ci_high=None, n=0, n_undefined=0, note=why
+            )
+        )
     return out

@@ -56,9 +56,14 @@ PAGES = {
 
 def environment() -> Environment:
     """Jinja environment over the package templates: autoescape on, undefined is an error."""
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                       keep_trailing_newline=True)
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def load_results(path: Path) -> dict:
@@ -72,8 +77,7 @@ def load_results(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"results file {path} is not valid JSON: {err}") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"results file {path}: expected a JSON object, got "
-                         f"{type(doc).__name__}")
+        raise ValueError(f"results file {path}: expected a JSON object, got {type(doc).__name__}")
     for key in ("provenance", "cohort", "records"):
         if key not in doc:
             raise ValueError(f"results file {path}: missing top-level key {key!r}")
@@ -96,15 +100,19 @@ def load_predictions(path: Path):
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
     bad = set(frame["kind"].unique()) - set(PREDICTION_KINDS)
     if bad:
-        raise ValueError(f"{path}: unknown kind {sorted(map(str, bad))}; "
-                         f"expected {sorted(PREDICTION_KINDS)}")
+        raise ValueError(
+            f"{path}: unknown kind {sorted(map(str, bad))}; expected {sorted(PREDICTION_KINDS)}"
+        )
     return frame[list(PREDICTION_COLUMNS)]
 
 
 def _flatten(value: object, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, dict) and value:
-        return [row for k, v in value.items()
-                for row in _flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+        return [
+            row
+            for k, v in value.items()
+            for row in _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        ]
     if isinstance(value, dict | list) and not value:
         return [(prefix, "—")]
     if isinstance(value, list):
@@ -116,13 +124,20 @@ def _plots(records: list[dict], predictions) -> list:
     from clerc.report import plots
 
     out = []
-    median = {(r["query_modality"], r["gallery_modality"]): r["value"] for r in records
-              if r["table"] == "table3" and r["metric"] == "median_percentile"}
+    median = {
+        (r["query_modality"], r["gallery_modality"]): r["value"]
+        for r in records
+        if r["table"] == "table3" and r["metric"] == "median_percentile"
+    }
     if median:
         out.append(plots.heatmap(median, "Median percentile"))
     if predictions is not None:
-        for make in (plots.roc_curves, plots.regression_scatter, plots.retrieval_distribution,
-                     plots.reliability_diagram):
+        for make in (
+            plots.roc_curves,
+            plots.regression_scatter,
+            plots.retrieval_distribution,
+            plots.reliability_diagram,
+        ):
             plot = make(predictions)
             if plot is not None:
                 out.append(plot)
@@ -142,32 +157,45 @@ def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
         name = f"subgroups_{family}"
         pages_shown[name] = f"Subgroups by {extras.FAMILY_LABELS.get(family, family).lower()}"
         extra_pages[name] = {**extras.subgroup_page(everything, family), "template": "subgroups"}
-        counts[name] = sum(str(r.get("subgroup") or "").split("=")[0] == family
-                           for r in everything)
+        counts[name] = sum(str(r.get("subgroup") or "").split("=")[0] == family for r in everything)
     if any(r.get("train_fraction") is not None for r in everything):
         pages_shown["label_efficiency"] = "Label efficiency"
         extra_pages["label_efficiency"] = extras.label_efficiency_page(everything)
-        counts["label_efficiency"] = sum(r.get("train_fraction") is not None
-                                         for r in everything)
+        counts["label_efficiency"] = sum(r.get("train_fraction") is not None for r in everything)
     plots = [{"title": p.title, "svg": Markup(p.svg)} for p in _plots(records, predictions)]
     from clerc.report.summary import summary
 
     index = {
         "summary": summary(doc),
-        "provenance": _flatten(doc["provenance"]), "counts": counts, "plots": plots,
-        "predictions_note": None if predictions is not None else
-        "predictions.parquet was not found beside the results; ROC curves, scatter plots "
+        "provenance": _flatten(doc["provenance"]),
+        "counts": counts,
+        "plots": plots,
+        "predictions_note": None
+        if predictions is not None
+        else "predictions.parquet was not found beside the results; ROC curves, scatter plots "
         "and percentile distributions are omitted.",
     }
-    pages = {"index": index, "table1": tables.table1(doc["cohort"]),
-             "table2": tables.table2(doc["cohort"]), "table3": tables.table3(records),
-             "table4": tables.table4(records), "table5": tables.table5(records), **extra_pages}
+    pages = {
+        "index": index,
+        "table1": tables.table1(doc["cohort"]),
+        "table2": tables.table2(doc["cohort"]),
+        "table3": tables.table3(records),
+        "table4": tables.table4(records),
+        "table5": tables.table5(records),
+        **extra_pages,
+    }
     from clerc.report.paper import paper_source
 
     citation, discrepancies = paper_source()
     for name, ctx in pages.items():
-        ctx.update(page=name, title=pages_shown[name], pages=pages_shown, source=source,
-                   paper_source=citation, paper_notes=discrepancies)
+        ctx.update(
+            page=name,
+            title=pages_shown[name],
+            pages=pages_shown,
+            source=source,
+            paper_source=citation,
+            paper_notes=discrepancies,
+        )
     return pages
 
 
@@ -189,8 +217,9 @@ def render(results_path: Path | str, out_dir: Path | str) -> list[Path]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, required=True, help="results.json to render")
-    parser.add_argument("--out", type=Path, default=Path("reports"),
-                        help="output directory (default: reports/)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="output directory (default: reports/)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,9 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--profile", choices=("paper", "demo"), default="paper",
+        "--profile",
+        choices=("paper", "demo"),
+        default="paper",
         help="availability, studies and splits: paper = Table 1's mix of tests (default); "
-             "demo = every test common, one file per study, a 20%% test split",
+        "demo = every test common, one file per study, a 20%% test split",
     )
     parser.add_argument(
         "--angio-fraction",
@@ -24,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fraction of patients with angiography (default: Table 1, 4.5%%)",
     )
-    parser.add_argument("--workers", type=at_least(1), default=None,
-                        help="processes (default: CPU count)")
+    parser.add_argument(
+        "--workers", type=at_least(1), default=None, help="processes (default: CPU count)"
+    )
     parser.add_argument(
         "--preview",
         metavar="DIR",

@@ -79,8 +79,14 @@ def pick_studies(truth: pd.DataFrame, test: str) -> list[str]:
 
 def _caption(ax: Axes, text: str, width: int, *, centre: bool) -> None:
     """A report as monospaced text in a panel of its own (top- or centre-aligned)."""
-    ax.text(0, 0.5 if centre else 1, _wrap(text, width), fontsize=7,
-            va="center" if centre else "top", family="monospace")
+    ax.text(
+        0,
+        0.5 if centre else 1,
+        _wrap(text, width),
+        fontsize=7,
+        va="center" if centre else "top",
+        family="monospace",
+    )
 
 
 def _wrap(text: str, width: int) -> str:

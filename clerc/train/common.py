@@ -33,10 +33,12 @@ def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.opt
     that carry an ``lr_factor``; the lr is set from ``cfg.lr``."""
     if cfg.optimizer == "adamw":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+            groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay
+        )
     else:
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     set_lr(optimizer, cfg.lr)
     return optimizer
 
@@ -50,7 +52,9 @@ class Bar:
             import rich.progress as rp
 
             self.progress = rp.Progress(
-                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                rp.TextColumn("{task.description}"),
+                rp.BarColumn(),
+                rp.MofNCompleteColumn(),
                 rp.TextColumn("loss {task.fields[loss]:.4f}  {task.fields[sps]:.1f} samples/s"),
                 rp.TimeElapsedColumn(),
             )
@@ -59,15 +63,15 @@ class Bar:
 
     def epoch(self, epoch: int, total: int) -> None:
         if self.progress is not None:
-            self.task = self.progress.add_task(f"epoch {epoch}", total=total, loss=math.nan,
-                                               sps=0.0)
+            self.task = self.progress.add_task(
+                f"epoch {epoch}", total=total, loss=math.nan, sps=0.0
+            )
 
     def step(self, loss: Tensor, samples_per_s: float, *, refresh: bool) -> None:
         if self.progress is None:
             return
         if refresh:
-            self.progress.update(self.task, advance=1, loss=float(loss.detach()),
-                                 sps=samples_per_s)
+            self.progress.update(self.task, advance=1, loss=float(loss.detach()), sps=samples_per_s)
         else:
             self.progress.update(self.task, advance=1)
 

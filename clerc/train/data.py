@@ -42,8 +42,15 @@ Key = tuple[int, int]  # (epoch, patient index)
 PAD = -1
 
 
-def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: int,
-               epoch: int, *, drop_last: bool = False, multiple_of: int = 1) -> list[list[int]]:
+def plan_epoch(
+    modality_sets: Sequence[frozenset[str]],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    *,
+    drop_last: bool = False,
+    multiple_of: int = 1,
+) -> list[list[int]]:
     """Patient-index batches for one epoch, in a seeded random order.
 
     Patients are grouped by their modality set; each group is shuffled and cut into full
@@ -65,10 +72,10 @@ def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: i
     for key in sorted(groups, key=sorted):
         members = rng.permutation(groups[key]).tolist()
         n_full = len(members) // batch_size * batch_size
-        full += [members[i:i + batch_size] for i in range(0, n_full, batch_size)]
+        full += [members[i : i + batch_size] for i in range(0, n_full, batch_size)]
         leftovers += members[n_full:]
     leftovers = rng.permutation(np.asarray(leftovers, dtype=np.int64)).tolist()
-    pooled = [leftovers[i:i + batch_size] for i in range(0, len(leftovers), batch_size)]
+    pooled = [leftovers[i : i + batch_size] for i in range(0, len(leftovers), batch_size)]
     if drop_last and pooled and len(pooled[-1]) < batch_size:
         pooled.pop()
     _split_to_multiple(full, pooled, multiple_of, len(modality_sets))
@@ -77,8 +84,9 @@ def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: i
     return [batches[j] for j in order]
 
 
-def _split_to_multiple(full: list[list[int]], pooled: list[list[int]], multiple_of: int,
-                       n_patients: int) -> None:
+def _split_to_multiple(
+    full: list[list[int]], pooled: list[list[int]], multiple_of: int, n_patients: int
+) -> None:
     """Split batches in place (pooled first, then full ones) until their count is a
     multiple of ``multiple_of``."""
     while (len(full) + len(pooled)) % multiple_of:
@@ -90,10 +98,11 @@ def _split_to_multiple(full: list[list[int]], pooled: list[list[int]], multiple_
             raise ValueError(
                 f"{n_patients} patients cannot be cut into a multiple of {multiple_of} "
                 f"batches (one per rank per step) without leaving one out; use fewer "
-                f"ranks or a batch size above 1")
+                f"ranks or a batch size above 1"
+            )
         big = max(splittable, key=len)
         k = pooled.index(big)
-        pooled[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
+        pooled[k : k + 1] = [big[: len(big) // 2], big[len(big) // 2 :]]
 
 
 class PatientBatchSampler:
@@ -107,10 +116,19 @@ class PatientBatchSampler:
     ``max_batches`` caps the batches per rank (for CI).
     """
 
-    def __init__(self, modality_sets: Sequence[frozenset[str]], batch_size: int, *,
-                 seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                 equal_counts: bool = True, max_batches: int | None = None,
-                 fixed_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        modality_sets: Sequence[frozenset[str]],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_counts: bool = True,
+        max_batches: int | None = None,
+        fixed_epoch: int | None = None,
+    ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank: expected 0 <= rank < world_size={world_size}, got {rank}")
         self.modality_sets = list(modality_sets)
@@ -134,11 +152,17 @@ class PatientBatchSampler:
         if not self.modality_sets:
             return []
         multiple = self.world_size if self.equal_counts else 1
-        plan = plan_epoch(self.modality_sets, self.batch_size, self.seed, self.epoch,
-                          drop_last=self.drop_last, multiple_of=multiple)
+        plan = plan_epoch(
+            self.modality_sets,
+            self.batch_size,
+            self.seed,
+            self.epoch,
+            drop_last=self.drop_last,
+            multiple_of=multiple,
+        )
         if self.equal_counts and self.world_size > 1:
             plan = [b + [PAD] * (self.batch_size - len(b)) for b in plan]
-        mine = plan[self.rank::self.world_size]
+        mine = plan[self.rank :: self.world_size]
         if self.max_batches is not None:
             mine = mine[: self.max_batches]
         return [[(self.epoch, p) for p in b] for b in mine]
@@ -157,8 +181,17 @@ class PatientDataset(torch.utils.data.Dataset):
     ``(F, S, S)``, float32 ECG ``(12, L)``, uint8 image ``(S, S)``, int64 tokens ``(77,)``.
     """
 
-    def __init__(self, manifest: Manifest, split: str, modalities: Sequence[str],
-                 spec: SampleSpec, *, train: bool, seed: int, store: Any = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        modalities: Sequence[str],
+        spec: SampleSpec,
+        *,
+        train: bool,
+        seed: int,
+        store: Any = None,
+    ) -> None:
         s = manifest.samples
         s = s[(s["split"] == split) & s["modality"].isin(list(modalities))]
         self.samples = s.sort_values(["patient_id", "modality", "sample_id"]).reset_index(drop=True)
@@ -194,14 +227,16 @@ class PatientDataset(torch.utils.data.Dataset):
             if idx is None:
                 continue
             rng = np.random.default_rng(
-                [self.seed, epoch if self.train else 0, p, MODALITY_NAMES.index(m)])
+                [self.seed, epoch if self.train else 0, p, MODALITY_NAMES.index(m)]
+            )
             row = self.records[self._choose(m, idx, studies, rng)]
             studies[m] = row["study_id"]
             out[m] = self._transform(m, self._load(m, row), rng)
         return out
 
-    def _choose(self, modality: str, idx: np.ndarray, studies: dict[str, Any],
-                rng: np.random.Generator) -> int:
+    def _choose(
+        self, modality: str, idx: np.ndarray, studies: dict[str, Any], rng: np.random.Generator
+    ) -> int:
         """A random sample; a report comes from the chosen test's study when it has one."""
         describes = get_modality(modality).describes
         if describes in studies:
@@ -246,12 +281,21 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_workers: int,
-                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def make_loader(
+    dataset: PatientDataset,
+    sampler: PatientBatchSampler,
+    *,
+    num_workers: int,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` batched by ``sampler`` and stacked by :func:`collate`."""
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-        pin_memory=pin_memory, worker_init_fn=_worker_init if num_workers else None,
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if num_workers else None,
         prefetch_factor=4 if num_workers else None,
         # items are keyed by (epoch, patient) with no worker state, so workers can live
         # across epochs instead of restarting (and re-importing torch) every epoch
@@ -259,9 +303,9 @@ def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_wo
     )
 
 
-def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: int = 1,
-                 pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader,
-                                                    torch.utils.data.DataLoader]:
+def make_loaders(
+    data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: int = 1, pin_memory: bool = False
+) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
     """Training (train split, random choices and augmentation, every patient once per epoch)
     and validation (val split, fixed choices, eval transforms, every patient) loaders for ``cfg``
     (a ``TrainConfig``), sharded for ``rank`` of ``world_size``.
@@ -284,17 +328,33 @@ def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: i
     train = PatientDataset(manifest, "train", cfg.modalities, train=True, **common)
     val = PatientDataset(manifest, "val", cfg.modalities, train=False, **common)
     train_sampler = PatientBatchSampler(
-        train.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
-        world_size=world_size, max_batches=cfg.max_steps_per_epoch)
+        train.modality_sets,
+        cfg.batch_size,
+        seed=cfg.seed,
+        drop_last=False,
+        rank=rank,
+        world_size=world_size,
+        max_batches=cfg.max_steps_per_epoch,
+    )
     val_sampler = PatientBatchSampler(
-        val.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
-        world_size=world_size, equal_counts=False, fixed_epoch=0)
+        val.modality_sets,
+        cfg.batch_size,
+        seed=cfg.seed,
+        drop_last=False,
+        rank=rank,
+        world_size=world_size,
+        equal_counts=False,
+        fixed_epoch=0,
+    )
     if len(train) < world_size:
         raise ValueError(
             f"--data {data_dir}: the train split has {len(train)} patients with any of "
-            f"{list(cfg.modalities)}; need at least one per rank ({world_size})")
+            f"{list(cfg.modalities)}; need at least one per rank ({world_size})"
+        )
     if len(val) == 0:
-        raise ValueError(f"--data {data_dir}: the val split has no patients with any of "
-                         f"{list(cfg.modalities)}; validation picks the best epoch")
+        raise ValueError(
+            f"--data {data_dir}: the val split has no patients with any of "
+            f"{list(cfg.modalities)}; validation picks the best epoch"
+        )
     kw = {"num_workers": cfg.num_workers, "pin_memory": pin_memory}
     return make_loader(train, train_sampler, **kw), make_loader(val, val_sampler, **kw)

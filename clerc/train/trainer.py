@@ -85,8 +85,9 @@ class Meter:
             dist.all_reduce(t)
             t = t.cpu()
         loss = float(t[0] / t[1]) if t[1] > 0 else math.nan
-        pairs = {k: float(t[2 + 2 * i] / t[3 + 2 * i]) for i, k in enumerate(keys)
-                 if t[3 + 2 * i] > 0}
+        pairs = {
+            k: float(t[2 + 2 * i] / t[3 + 2 * i]) for i, k in enumerate(keys) if t[3 + 2 * i] > 0
+        }
         return loss, pairs
 
 
@@ -105,8 +106,9 @@ class BatchEncoder(nn.Module):
         self.model = model
         self.modalities = modalities
 
-    def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor],
-                size: int) -> tuple[dict[str, Tensor], Tensor]:
+    def forward(
+        self, inputs: dict[str, Tensor], present: dict[str, Tensor], size: int
+    ) -> tuple[dict[str, Tensor], Tensor]:
         device = self.model.logit_scale.device
         dim = self.model.cfg.embed_dim
         # zero blocks stay in the graph: under DDP every rank must run the same gathers'
@@ -158,17 +160,33 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     ``logit_scale_lr_factor`` x lr."""
     scale = [model.logit_scale]
     rest = [p for n, p in model.named_parameters() if n != "logit_scale"]
-    return build_optimizer([{"params": rest, "lr_factor": 1.0},
-                            {"params": scale, "lr_factor": cfg.logit_scale_lr_factor}], cfg)
+    return build_optimizer(
+        [
+            {"params": rest, "lr_factor": 1.0},
+            {"params": scale, "lr_factor": cfg.logit_scale_lr_factor},
+        ],
+        cfg,
+    )
 
 
-def epoch_record(epoch: int, cfg: TrainConfig, train: tuple[float, dict[str, float]],
-                 val: tuple[float, dict[str, float]], temperature: float,
-                 timing: dict[str, float]) -> dict[str, Any]:
+def epoch_record(
+    epoch: int,
+    cfg: TrainConfig,
+    train: tuple[float, dict[str, float]],
+    val: tuple[float, dict[str, float]],
+    temperature: float,
+    timing: dict[str, float],
+) -> dict[str, Any]:
     """One ``log.jsonl`` line."""
     return {
-        "epoch": epoch, "lr": lr_at(epoch + 0.5, cfg), "train_loss": train[0], "val_loss": val[0],
-        "train_pairs": train[1], "val_pairs": val[1], "temperature": temperature, **timing,
+        "epoch": epoch,
+        "lr": lr_at(epoch + 0.5, cfg),
+        "train_loss": train[0],
+        "val_loss": val[0],
+        "train_pairs": train[1],
+        "val_pairs": val[1],
+        "temperature": temperature,
+        **timing,
     }
 
 
@@ -196,9 +214,14 @@ class Run:
         return self.rank == 0
 
 
-def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
-               cfg: TrainConfig, device: torch.device,
-               loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
+def train_step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    cfg: TrainConfig,
+    device: torch.device,
+    loss_fn: Any,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """One SGD step on ``batch``; ``net`` is a :class:`BatchEncoder` (or DDP of one)."""
     present = full_present(batch, cfg.modalities)
     with autocast(device, cfg):
@@ -235,9 +258,13 @@ def train_epoch(run: Run, epoch: int) -> tuple[tuple[float, dict[str, float]], d
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    timing = {"train_seconds": seconds, "steps": meter.steps, "samples": samples,
-              "samples_per_s": samples / seconds if seconds else 0.0,
-              "data_wait_share": wait / seconds if seconds else 0.0}
+    timing = {
+        "train_seconds": seconds,
+        "steps": meter.steps,
+        "samples": samples,
+        "samples_per_s": samples / seconds if seconds else 0.0,
+        "data_wait_share": wait / seconds if seconds else 0.0,
+    }
     return meter.means(run.dist), timing
 
 
@@ -282,8 +309,15 @@ def _loss_fn(run: Run) -> Any:
     return clerc_loss
 
 
-def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
-          init: dict[str, str] | None, progress: bool) -> Run:
+def setup(
+    cfg: TrainConfig,
+    data_dir: Path,
+    out: Path,
+    *,
+    device: str,
+    init: dict[str, str] | None,
+    progress: bool,
+) -> Run:
     """Process group (under torchrun), loaders, model, optimizer, and the header base."""
     from clerc.data.manifest import manifest_hash
     from clerc.model.clerc import CLERC, channels_last_3d
@@ -299,8 +333,9 @@ def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
     dist = torch.distributed if world > 1 else None
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_loader, val_loader = make_loaders(data_dir, cfg, rank=rank, world_size=world,
-                                            pin_memory=dev.type == "cuda")
+    train_loader, val_loader = make_loaders(
+        data_dir, cfg, rank=rank, world_size=world, pin_memory=dev.type == "cuda"
+    )
     seed_everything(cfg.seed)
     model = CLERC(cfg.model)
     if init:
@@ -316,14 +351,34 @@ def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
     net: nn.Module = encoder
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
-            encoder, device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=True)
+            encoder,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
     optimizer = make_optimizer(model, cfg)
-    header = {"config": cfg.to_dict(), "manifest_hash": manifest_hash(data_dir),
-              "data": str(data_dir.resolve()),
-              "world_size": world, "init": dict(init or {})}
-    return Run(cfg, out, dev, rank, world, dist, model, encoder, net, optimizer,
-               train_loader, val_loader, header, Bar(progress and rank == 0))
+    header = {
+        "config": cfg.to_dict(),
+        "manifest_hash": manifest_hash(data_dir),
+        "data": str(data_dir.resolve()),
+        "world_size": world,
+        "init": dict(init or {}),
+    }
+    return Run(
+        cfg,
+        out,
+        dev,
+        rank,
+        world,
+        dist,
+        model,
+        encoder,
+        net,
+        optimizer,
+        train_loader,
+        val_loader,
+        header,
+        Bar(progress and rank == 0),
+    )
 
 
 def resume_from(run: Run) -> tuple[int, float, int]:
@@ -347,11 +402,16 @@ def resume_from(run: Run) -> tuple[int, float, int]:
 def _check_same_run(saved: dict[str, Any], run: Run, path: Path) -> None:
     """A resumed run must use the same data and config (the epoch count may change)."""
     if saved.get("manifest_hash") != run.header["manifest_hash"]:
-        raise ValueError(f"{path}: was trained on a different manifest "
-                         f"({saved.get('manifest_hash')} != {run.header['manifest_hash']})")
+        raise ValueError(
+            f"{path}: was trained on a different manifest "
+            f"({saved.get('manifest_hash')} != {run.header['manifest_hash']})"
+        )
     before = TrainConfig.from_dict(saved["config"])
-    diff = [f.name for f in dataclasses.fields(TrainConfig)
-            if f.name != "epochs" and getattr(before, f.name) != getattr(run.cfg, f.name)]
+    diff = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "epochs" and getattr(before, f.name) != getattr(run.cfg, f.name)
+    ]
     if diff:
         raise ValueError(f"{path}: config differs from this run's in {diff}")
 
@@ -364,14 +424,28 @@ def save(run: Run, name: str, epoch: int, best: tuple[float, int], *, full: bool
     if full:
         state |= {"optimizer": run.optimizer.state_dict(), "rng": rng_state()}
     extra = {k: v for k, v in run.header.items() if k not in ("config", "manifest_hash")}
-    header = make_header(run.header["config"], run.header["manifest_hash"], epoch,
-                         best_val_loss=best[0], best_epoch=best[1], **extra)
+    header = make_header(
+        run.header["config"],
+        run.header["manifest_hash"],
+        epoch,
+        best_val_loss=best[0],
+        best_epoch=best[1],
+        **extra,
+    )
     save_checkpoint(run.out / name, state, header)
 
 
-def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: str = "cpu",
-          resume: bool = False, init: dict[str, str] | None = None, progress: bool = True,
-          stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+def train(
+    cfg: TrainConfig,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    init: dict[str, str] | None = None,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> list[dict[str, Any]]:
     """Train CLERC on the manifest in ``data_dir``; returns the epoch records of the run.
 
     ``stop_after_epoch`` ends the process's work after that epoch's checkpoints are written
@@ -379,8 +453,10 @@ def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: st
     """
     out, data_dir = Path(out), Path(data_dir)
     if not resume and (out / LAST).exists():
-        raise FileExistsError(f"{out / LAST}: the run directory holds a run; pass --resume "
-                              "to continue it or choose another --out")
+        raise FileExistsError(
+            f"{out / LAST}: the run directory holds a run; pass --resume "
+            "to continue it or choose another --out"
+        )
     run = setup(cfg, data_dir, out, device=device, init=init, progress=progress)
     if run.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -397,8 +473,9 @@ def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: st
                     save(run, CKPT, epoch, (best, best_epoch), full=False)
             if run.is_main:
                 temperature = float(run.model.temperature().detach())
-                append_log(out / LOG, epoch_record(epoch, cfg, train_stats, val, temperature,
-                                                   timing))
+                append_log(
+                    out / LOG, epoch_record(epoch, cfg, train_stats, val, temperature, timing)
+                )
                 save(run, LAST, epoch, (best, best_epoch), full=True)
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
                 break

@@ -32,12 +32,26 @@ MIN_PATIENTS = 2
 KEY_FIELDS: tuple[str, ...] = CELL_FIELDS
 
 
-def base(table: str, task: str, setting: str, *, query: str | None = None,
-         gallery: str | None = None, modality: str | None = None,
-         label_modality: str | None = None) -> dict[str, Any]:
+def base(
+    table: str,
+    task: str,
+    setting: str,
+    *,
+    query: str | None = None,
+    gallery: str | None = None,
+    modality: str | None = None,
+    label_modality: str | None = None,
+) -> dict[str, Any]:
     """The key fields of a record (everything but the metric and its numbers)."""
-    return {"table": table, "task": task, "setting": setting, "query_modality": query,
-            "gallery_modality": gallery, "modality": modality, "label_modality": label_modality}
+    return {
+        "table": table,
+        "task": task,
+        "setting": setting,
+        "query_modality": query,
+        "gallery_modality": gallery,
+        "modality": modality,
+        "label_modality": label_modality,
+    }
 
 
 def cell_key(b: dict[str, Any]) -> str:
@@ -54,9 +68,16 @@ def cell_seed(ctx: Context, b: dict[str, Any], metric: str = "") -> int:
     return (ctx.seed * 1_000_003 + zlib.crc32(key.encode())) % (2**32)
 
 
-def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: np.ndarray,
-                     y_true: np.ndarray | None, y_score: np.ndarray,
-                     note: str | None = None, name: str | None = None) -> Record:
+def bootstrap_record(
+    ctx: Context,
+    b: dict[str, Any],
+    metric: str,
+    patient_ids: np.ndarray,
+    y_true: np.ndarray | None,
+    y_score: np.ndarray,
+    note: str | None = None,
+    name: str | None = None,
+) -> Record:
     """One record: ``metric`` (a name of ``metric_specs``) on all rows plus its
     patient-level interval. ``name`` is the record's metric name when it differs."""
     name = name or metric
@@ -68,28 +89,66 @@ def bootstrap_record(ctx: Context, b: dict[str, Any], metric: str, patient_ids: 
     except ValueError as exc:
         return undefined(b, name, _first(str(exc), note), n)
     if ctx.n_resamples < 1:
-        return Record(**b, metric=name, value=value, ci_low=None, ci_high=None, n=n,
-                      n_undefined=0, note=_join("no interval: bootstrap disabled", note))
+        return Record(
+            **b,
+            metric=name,
+            value=value,
+            ci_low=None,
+            ci_high=None,
+            n=n,
+            n_undefined=0,
+            note=_join("no interval: bootstrap disabled", note),
+        )
     try:
-        res = bootstrap.patient_bootstrap(metric, patient_ids, y_true, y_score,
-                                          n_resamples=ctx.n_resamples,
-                                          seed=cell_seed(ctx, b, name))
+        res = bootstrap.patient_bootstrap(
+            metric,
+            patient_ids,
+            y_true,
+            y_score,
+            n_resamples=ctx.n_resamples,
+            seed=cell_seed(ctx, b, name),
+        )
     except ValueError as exc:
-        return Record(**b, metric=name, value=value, ci_low=None, ci_high=None, n=n,
-                      n_undefined=ctx.n_resamples, note=_join(f"no interval: {exc}", note))
-    return Record(**b, metric=name, value=res.value, ci_low=res.ci_low, ci_high=res.ci_high,
-                  n=res.n, n_undefined=res.n_undefined, note=note)
+        return Record(
+            **b,
+            metric=name,
+            value=value,
+            ci_low=None,
+            ci_high=None,
+            n=n,
+            n_undefined=ctx.n_resamples,
+            note=_join(f"no interval: {exc}", note),
+        )
+    return Record(
+        **b,
+        metric=name,
+        value=res.value,
+        ci_low=res.ci_low,
+        ci_high=res.ci_high,
+        n=res.n,
+        n_undefined=res.n_undefined,
+        note=note,
+    )
 
 
 #: Metrics bootstrapped on the resamples of another metric of the same cell (its seed):
 #: they were added after it, so its interval is unchanged and they cost no extra draws.
-SHARES_DRAWS: dict[str, str] = {"auprc": "auroc", "brier": "auroc", "ece": "auroc",
-                                "mrr": "recall@1"}
+SHARES_DRAWS: dict[str, str] = {
+    "auprc": "auroc",
+    "brier": "auroc",
+    "ece": "auroc",
+    "mrr": "recall@1",
+}
 
 
-def bootstrap_records(ctx: Context, b: dict[str, Any], specs: list[tuple[str, str, Any]],
-                      patient_ids: np.ndarray, y_true: np.ndarray | None,
-                      note: str | None = None) -> list[Record]:
+def bootstrap_records(
+    ctx: Context,
+    b: dict[str, Any],
+    specs: list[tuple[str, str, Any]],
+    patient_ids: np.ndarray,
+    y_true: np.ndarray | None,
+    note: str | None = None,
+) -> list[Record]:
     """``bootstrap_record`` of each (record name, bootstrap metric, y_score) of one cell,
     identical records, but metrics that share a seed (``SHARES_DRAWS``) share one set of
     resample counts instead of drawing it once each."""
@@ -98,8 +157,10 @@ def bootstrap_records(ctx: Context, b: dict[str, Any], specs: list[tuple[str, st
     seed_of = {name: SHARES_DRAWS.get(name, name) for name in names}
     seed_of = {k: v if v in names else k for k, v in seed_of.items()}
     if n < MIN_PATIENTS or ctx.n_resamples < 1:
-        return [bootstrap_record(ctx, b, metric, patient_ids, y_true, score, note, name)
-                for name, metric, score in specs]
+        return [
+            bootstrap_record(ctx, b, metric, patient_ids, y_true, score, note, name)
+            for name, metric, score in specs
+        ]
     out: dict[str, Record] = {}
     groups: dict[str, list[tuple[str, str, Any, float]]] = {}
     for name, metric, score in specs:
@@ -111,17 +172,35 @@ def bootstrap_records(ctx: Context, b: dict[str, Any], specs: list[tuple[str, st
         groups.setdefault(seed_of[name], []).append((name, metric, score, value))
     for seed_name, group in groups.items():
         results = bootstrap.patient_bootstrap_many(
-            [(metric, score) for _, metric, score, _ in group], patient_ids, y_true,
-            n_resamples=ctx.n_resamples, seed=cell_seed(ctx, b, seed_name))
+            [(metric, score) for _, metric, score, _ in group],
+            patient_ids,
+            y_true,
+            n_resamples=ctx.n_resamples,
+            seed=cell_seed(ctx, b, seed_name),
+        )
         for (name, _, _, value), res in zip(group, results, strict=True):
             if isinstance(res, str):
-                out[name] = Record(**b, metric=name, value=value, ci_low=None, ci_high=None,
-                                   n=n, n_undefined=ctx.n_resamples,
-                                   note=_join(f"no interval: {res}", note))
+                out[name] = Record(
+                    **b,
+                    metric=name,
+                    value=value,
+                    ci_low=None,
+                    ci_high=None,
+                    n=n,
+                    n_undefined=ctx.n_resamples,
+                    note=_join(f"no interval: {res}", note),
+                )
             else:
-                out[name] = Record(**b, metric=name, value=res.value, ci_low=res.ci_low,
-                                   ci_high=res.ci_high, n=res.n, n_undefined=res.n_undefined,
-                                   note=note)
+                out[name] = Record(
+                    **b,
+                    metric=name,
+                    value=res.value,
+                    ci_low=res.ci_low,
+                    ci_high=res.ci_high,
+                    n=res.n,
+                    n_undefined=res.n_undefined,
+                    note=note,
+                )
     return [out[name] for name in names]
 
 
@@ -158,8 +237,9 @@ def cell_metrics(kind: str, probabilities: bool = False) -> tuple[str, ...]:
     return KIND_METRICS[kind] + extra
 
 
-def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
-                       probabilities: bool = False) -> TaskResult:
+def predictive_records(
+    ctx: Context, b: dict[str, Any], sp: StudyPredictions, probabilities: bool = False
+) -> TaskResult:
     """Records (one per metric of the cell) for study-level predictions, and the
     predictions themselves (for the plots). ``probabilities``: the scores are
     probabilities (adds Brier score and ECE)."""
@@ -168,27 +248,36 @@ def predictive_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
     pid = f["patient_id"].to_numpy(dtype=object)
     specs = [(m, m, y_score) for m in cell_metrics(sp.kind, probabilities)]
     records = tuple(bootstrap_records(ctx, b, specs, pid, y_true, sp.note))
-    frame = cell_predictions(ctx, b, sp.kind, y_true, y_score, f["patient_id"].to_numpy(),
-                             f["study_id"].to_numpy())
+    frame = cell_predictions(
+        ctx, b, sp.kind, y_true, y_score, f["patient_id"].to_numpy(), f["study_id"].to_numpy()
+    )
     return TaskResult(records, (frame,))
 
 
-def cell_predictions(ctx: Context, b: dict[str, Any], kind: str, y_true: np.ndarray,
-                     y_score: np.ndarray, patients: np.ndarray, units: np.ndarray
-                     ) -> pd.DataFrame:
+def cell_predictions(
+    ctx: Context,
+    b: dict[str, Any],
+    kind: str,
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    patients: np.ndarray,
+    units: np.ndarray,
+) -> pd.DataFrame:
     """One cell's rows of ``predictions.parquet``; ``patients`` and ``units`` (study or
     query ids) are stored only as pseudonyms (``clerc.compare.pairing``), for pairing runs
     by patient. The pairing key depends on the manifest's patients only: memoised."""
     frame = prediction_frame(cell_key(b), kind, y_true, y_score)
-    key = ctx.memo.get(("pairing_key",), (ctx.manifest,),
-                       lambda: pairing_key(ctx.manifest.patients["patient_id"]))
+    key = ctx.memo.get(
+        ("pairing_key",), (ctx.manifest,), lambda: pairing_key(ctx.manifest.patients["patient_id"])
+    )
     frame["pair_patient"] = pseudonyms(key, patients)
     frame["pair_unit"] = pseudonyms(key, units)
     return frame
 
 
-def undefined_cell(b: dict[str, Any], kind: str, note: str, n: int = 0,
-                   probabilities: bool = False) -> TaskResult:
+def undefined_cell(
+    b: dict[str, Any], kind: str, note: str, n: int = 0, probabilities: bool = False
+) -> TaskResult:
     """One undefined record per metric of the cell."""
     return TaskResult(tuple(undefined(b, m, note, n) for m in cell_metrics(kind, probabilities)))
 
@@ -215,8 +304,10 @@ def study_labels(ctx: Context, rows: pd.DataFrame, d: TaskDef) -> tuple[pd.Serie
     elif d.label == "sex":
         sex = ctx.manifest.patients.set_index("patient_id")["sex"]
         v = sex.reindex(st["patient_id"].to_numpy())
-        y = pd.Series(v.map({"F": 1.0, "M": 0.0}).astype("float64").to_numpy(),
-                      index=st["study_id"].to_numpy())
+        y = pd.Series(
+            v.map({"F": 1.0, "M": 0.0}).astype("float64").to_numpy(),
+            index=st["study_id"].to_numpy(),
+        )
     else:
         y = _match_labels(ctx, st, d)
     y = y[np.isfinite(y.to_numpy(float))]
@@ -226,20 +317,32 @@ def study_labels(ctx: Context, rows: pd.DataFrame, d: TaskDef) -> tuple[pd.Serie
 def _match_labels(ctx: Context, st: pd.DataFrame, d: TaskDef) -> pd.Series:
     lab = ctx.manifest.labels
     lab = lab[(lab["task"] == d.label) & (lab["source_modality"] == d.label_modality)]
-    rows = pd.DataFrame({"patient_id": st["patient_id"].to_numpy(),
-                         "study_id": st["study_id"].to_numpy(),
-                         "time": st["study_time"].to_numpy()})
-    return pd.Series(study_or_nearest(rows, lab, pd.Timedelta(ctx.max_gap)),
-                     index=st["study_id"].to_numpy())
+    rows = pd.DataFrame(
+        {
+            "patient_id": st["patient_id"].to_numpy(),
+            "study_id": st["study_id"].to_numpy(),
+            "time": st["study_time"].to_numpy(),
+        }
+    )
+    return pd.Series(
+        study_or_nearest(rows, lab, pd.Timedelta(ctx.max_gap)), index=st["study_id"].to_numpy()
+    )
 
 
 def study_mean(rows: pd.DataFrame, scores: np.ndarray, y: pd.Series) -> pd.DataFrame:
     """Average sample scores per study and attach the study label (unlabelled dropped)."""
-    f = pd.DataFrame({"patient_id": rows["patient_id"].astype(str).to_numpy(),
-                      "study_id": rows["study_id"].astype(str).to_numpy(),
-                      "y_score": np.asarray(scores, dtype=float)})
-    g = f.groupby("study_id", sort=True).agg(patient_id=("patient_id", "first"),
-                                             y_score=("y_score", "mean")).reset_index()
+    f = pd.DataFrame(
+        {
+            "patient_id": rows["patient_id"].astype(str).to_numpy(),
+            "study_id": rows["study_id"].astype(str).to_numpy(),
+            "y_score": np.asarray(scores, dtype=float),
+        }
+    )
+    g = (
+        f.groupby("study_id", sort=True)
+        .agg(patient_id=("patient_id", "first"), y_score=("y_score", "mean"))
+        .reset_index()
+    )
     g["y_true"] = y.reindex(g["study_id"].to_numpy()).to_numpy(float)
     return g[np.isfinite(g["y_true"].to_numpy())].reset_index(drop=True)
 
@@ -248,5 +351,7 @@ def gap_note(ctx: Context, d: TaskDef, n_dropped: int, n_total: int) -> str | No
     """Say how labels were matched and how many test studies had none."""
     if d.label in ("age", "sex"):
         return None if not n_dropped else f"{n_dropped} of {n_total} test studies lack {d.label}"
-    return (f"labels ({d.label_modality}) matched by study, else closest in time within "
-            f"{ctx.max_gap.days} days; {n_dropped} of {n_total} test studies had none")
+    return (
+        f"labels ({d.label_modality}) matched by study, else closest in time within "
+        f"{ctx.max_gap.days} days; {n_dropped} of {n_total} test studies had none"
+    )

@@ -28,8 +28,9 @@ from clerc.evaluate.tasks.common import (
 MIN_ROWS = 4
 
 
-def _labelled(ctx: Context, d: TaskDef, modality: str,
-              split: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, int]:
+def _labelled(
+    ctx: Context, d: TaskDef, modality: str, split: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, int]:
     """All rows of a split, the labelled ones, the study labels and how many had none."""
     rows = studies(ctx.embeddings.samples, modality, split)
     y, dropped = study_labels(ctx, rows, d)
@@ -45,8 +46,10 @@ def probe_predictions(ctx: Context, d: TaskDef, modality: str) -> StudyPredictio
     modality), the feature modality, ``max_gap``, and the embeddings and manifest objects.
     """
     result: StudyPredictions | str = ctx.memo.get(
-        ("probe", d, modality, ctx.max_gap), (ctx.embeddings, ctx.manifest),
-        lambda: _probe_predictions(ctx, d, modality))
+        ("probe", d, modality, ctx.max_gap),
+        (ctx.embeddings, ctx.manifest),
+        lambda: _probe_predictions(ctx, d, modality),
+    )
     return result
 
 
@@ -89,4 +92,3 @@ def linear_probe(ctx: Context) -> TaskResult:
         if d.table4 and d.modality is not None:
             out += probe_cell(ctx, d, "table4", d.modality)
     return out
-

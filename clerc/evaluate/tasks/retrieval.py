@@ -31,9 +31,13 @@ SPLIT = "test"
 def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
     s = samples[(samples["modality"] == modality) & (samples["split"] == SPLIT)]
     s = s[s["patient_id"].notna() & s["acquired_at"].notna()]
-    return pd.DataFrame({"patient_id": s["patient_id"].astype(str).to_numpy(),
-                         "time": s["acquired_at"].to_numpy(),
-                         "idx": s.index.to_numpy(dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "patient_id": s["patient_id"].astype(str).to_numpy(),
+            "time": s["acquired_at"].to_numpy(),
+            "idx": s.index.to_numpy(dtype=np.int64),
+        }
+    )
 
 
 def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
@@ -52,8 +56,15 @@ def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     pct = metrics.percentile_from_ranks(ranks, n)
     pid = pairs["patient_id"].to_numpy(dtype=object)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    records = tuple(bootstrap_records(ctx, b, [(name, name, scores[SCORES.get(name, "rank")])
-                                               for name in RETRIEVAL_METRICS], pid, None))
+    records = tuple(
+        bootstrap_records(
+            ctx,
+            b,
+            [(name, name, scores[SCORES.get(name, "rank")]) for name in RETRIEVAL_METRICS],
+            pid,
+            None,
+        )
+    )
     frame = cell_predictions(ctx, b, "retrieval", np.ones(n), pct, pid, pid)
     return TaskResult(records, (frame,))
 

@@ -39,8 +39,9 @@ def sample_scores(ctx: Context, d: TaskDef, rows: np.ndarray) -> np.ndarray:
 
 def zero_shot_key(d: TaskDef) -> dict:
     """The key fields of the zero-shot cell of ``d``."""
-    return base("table4", d.label, "zero_shot", modality=d.modality or "",
-                label_modality=d.label_modality)
+    return base(
+        "table4", d.label, "zero_shot", modality=d.modality or "", label_modality=d.label_modality
+    )
 
 
 def zero_shot_predictions(ctx: Context, d: TaskDef) -> StudyPredictions | str:
