@@ -54,7 +54,7 @@ def _chromium(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite, the small end-to-end gate included (CPU, ~20 min)."""
+    """Run the whole test suite, the small end-to-end gate included (CPU: ~6 min, -n 2)."""
     bin_ = _env(session)
     _chromium(session)
     args = session.posargs or ["-n", "2", "--durations=15"]
@@ -64,9 +64,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style with ruff."""
+    """Check style with ruff (lint and format) and types with mypy (clerc/, baselines/)."""
     bin_ = _env(session)
     session.run(str(bin_ / "ruff"), "check", ".", *session.posargs, external=True)
+    session.run(str(bin_ / "ruff"), "format", "--check", "clerc", "baselines", external=True)
+    session.run(str(bin_ / "mypy"), external=True)  # files and options: [tool.mypy]
 
 
 @nox.session

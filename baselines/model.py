@@ -58,16 +58,19 @@ class BaselineModel(nn.Module):
         return torch.cat([self.heads[h.name](z) for h in self.specs], dim=1)
 
 
-def masked_loss(outputs: Tensor, targets: Tensor, specs: Sequence[HeadSpec],
-                stats: TargetStats) -> tuple[Tensor, dict[str, float]]:
+def masked_loss(
+    outputs: Tensor, targets: Tensor, specs: Sequence[HeadSpec], stats: TargetStats
+) -> tuple[Tensor, dict[str, float]]:
     """Mean over heads with labels in the batch of BCE (binary) or MSE (regression).
 
     ``targets`` ``(B, K)`` hold raw labels with NaN where missing; regression targets are
     standardised here with ``stats``. Returns the loss and each head's loss (floats).
     """
     if outputs.shape != targets.shape or outputs.shape[1] != len(specs):
-        raise ValueError(f"masked_loss: outputs {tuple(outputs.shape)} and targets "
-                         f"{tuple(targets.shape)} must both be (B, {len(specs)})")
+        raise ValueError(
+            f"masked_loss: outputs {tuple(outputs.shape)} and targets "
+            f"{tuple(targets.shape)} must both be (B, {len(specs)})"
+        )
     losses: list[Tensor] = []
     per_head: dict[str, float] = {}
     for k, spec in enumerate(specs):
@@ -87,8 +90,9 @@ def masked_loss(outputs: Tensor, targets: Tensor, specs: Sequence[HeadSpec],
     return torch.stack(losses).mean(), per_head
 
 
-def to_scores(outputs: Tensor | np.ndarray, specs: Sequence[HeadSpec],
-              stats: TargetStats) -> np.ndarray:
+def to_scores(
+    outputs: Tensor | np.ndarray, specs: Sequence[HeadSpec], stats: TargetStats
+) -> np.ndarray:
     """Raw outputs ``(N, K)`` -> scores: probabilities (binary), values in label units
     (regression, de-standardised)."""
     if isinstance(outputs, Tensor):

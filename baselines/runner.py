@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from clerc.data.manifest import Manifest
 from clerc.modalities import DIAGNOSTIC
 from clerc.train.config import TrainConfig
 
-MODALITIES: tuple[str, ...] = DIAGNOSTIC
+MODALITIES: Sequence[str] = DIAGNOSTIC
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,18 @@ class Summary:
     predict_seconds: float = 0.0
 
     def lines(self) -> list[str]:
-        out = [f"{r.modality}: best epoch {r.best_epoch}, val score {r.best_score:.3f} "
-               f"({', '.join(f'{k} {v:.3f}' for k, v in r.val_metrics.items())}) in "
-               f"{r.seconds:.1f} s -> {r.checkpoint}" for r in self.results]
+        out = [
+            f"{r.modality}: best epoch {r.best_epoch}, val score {r.best_score:.3f} "
+            f"({', '.join(f'{k} {v:.3f}' for k, v in r.val_metrics.items())}) in "
+            f"{r.seconds:.1f} s -> {r.checkpoint}"
+            for r in self.results
+        ]
         out += [f"{m}: skipped ({why})" for m, why in self.skipped.items()]
         if self.predictions is not None:
-            out.append(f"{self.n_predictions} test predictions in {self.predict_seconds:.1f} s "
-                       f"-> {self.predictions}")
+            out.append(
+                f"{self.n_predictions} test predictions in {self.predict_seconds:.1f} s "
+                f"-> {self.predictions}"
+            )
         return out
 
 
@@ -55,10 +61,18 @@ def why_untrainable(manifest: Manifest, modality: str, max_gap: timedelta) -> st
     return None
 
 
-def train_all(cfg: TrainConfig, data: str | Path, out: str | Path, *,
-              modalities: list[str] | tuple[str, ...] | None = None, device: str = "cpu",
-              init: dict[str, str] | None = None, max_gap: timedelta = DEFAULT_MAX_GAP,
-              batch_size: int = 32, progress: bool = True) -> Summary:
+def train_all(
+    cfg: TrainConfig,
+    data: str | Path,
+    out: str | Path,
+    *,
+    modalities: list[str] | tuple[str, ...] | None = None,
+    device: str = "cpu",
+    init: dict[str, str] | None = None,
+    max_gap: timedelta = DEFAULT_MAX_GAP,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> Summary:
     """Train the baselines of ``modalities`` (default: every diagnostic modality with
     labelled samples; a named modality without them is an error) into ``out/<modality>/``
     and write ``out/predictions.parquet``."""
@@ -78,13 +92,30 @@ def train_all(cfg: TrainConfig, data: str | Path, out: str | Path, *,
                 raise ValueError(f"baseline {m}: {why} in {data}")
             skipped[m] = why
             continue
-        results.append(train_baseline(m, cfg, manifest, out / m, device=device, init=init,
-                                      max_gap=max_gap, progress=progress, store=store))
+        results.append(
+            train_baseline(
+                m,
+                cfg,
+                manifest,
+                out / m,
+                device=device,
+                init=init,
+                max_gap=max_gap,
+                progress=progress,
+                store=store,
+            )
+        )
     if not results:
         return Summary((), skipped)
     t0 = time.perf_counter()
-    path, table = predict_runs(out, data, device=device, modalities=same_data(out, data),
-                               batch_size=batch_size, progress=progress)
+    path, table = predict_runs(
+        out,
+        data,
+        device=device,
+        modalities=same_data(out, data),
+        batch_size=batch_size,
+        progress=progress,
+    )
     return Summary(tuple(results), skipped, path, len(table), time.perf_counter() - t0)
 
 

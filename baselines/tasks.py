@@ -43,45 +43,59 @@ class HeadSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("binary", "regression"):
-            raise ValueError(f"head {self.name!r}: kind must be binary or regression, "
-                             f"got {self.kind!r}")
+            raise ValueError(
+                f"head {self.name!r}: kind must be binary or regression, got {self.kind!r}"
+            )
         if self.label not in DEMOGRAPHIC and self.label_modality not in DIAGNOSTIC:
-            raise ValueError(f"head {self.name!r}: label {self.label!r} needs a label_modality "
-                             f"among {DIAGNOSTIC}, got {self.label_modality!r}")
+            raise ValueError(
+                f"head {self.name!r}: label {self.label!r} needs a label_modality "
+                f"among {DIAGNOSTIC}, got {self.label_modality!r}"
+            )
 
     @classmethod
     def from_def(cls, d: TaskDef) -> HeadSpec:
         return cls(d.name, d.label, d.kind, d.label_modality)
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"name": self.name, "label": self.label, "kind": self.kind,
-                "label_modality": self.label_modality}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "kind": self.kind,
+            "label_modality": self.label_modality,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> HeadSpec:
         return cls(str(d["name"]), str(d["label"]), str(d["kind"]), d.get("label_modality"))
 
 
-def baseline_heads(modality: str, definitions: Sequence[TaskDef] | None = None
-                   ) -> tuple[HeadSpec, ...]:
+def baseline_heads(
+    modality: str, definitions: Sequence[TaskDef] | None = None
+) -> tuple[HeadSpec, ...]:
     """The heads of ``modality``'s baseline: its Table 4 tasks, then age and sex."""
     if modality not in DIAGNOSTIC:
-        raise ValueError(f"baselines: {modality!r} is not a diagnostic modality; expected one "
-                         f"of {DIAGNOSTIC}")
+        raise ValueError(
+            f"baselines: {modality!r} is not a diagnostic modality; expected one of {DIAGNOSTIC}"
+        )
     defs = tuple(definitions) if definitions is not None else load_definitions()
     own = [d for d in defs if d.table4 and d.modality == modality]
     demo = [d for d in defs if d.label in DEMOGRAPHIC and d.modality is None]
     return tuple(HeadSpec.from_def(d) for d in own + demo)
 
 
-def sample_labels(manifest: Manifest, samples: pd.DataFrame, heads: Sequence[HeadSpec],
-                  max_gap: timedelta = DEFAULT_MAX_GAP) -> np.ndarray:
+def sample_labels(
+    manifest: Manifest,
+    samples: pd.DataFrame,
+    heads: Sequence[HeadSpec],
+    max_gap: timedelta = DEFAULT_MAX_GAP,
+) -> np.ndarray:
     """``float64 (len(samples), len(heads))``: each sample's label per head, NaN if none."""
     out = np.full((len(samples), len(heads)), np.nan)
     for k, head in enumerate(heads):
         if head.label == "age":
-            out[:, k] = manifest.age_at(samples["patient_id"].astype("string"),
-                                        samples["acquired_at"]).to_numpy(float)
+            out[:, k] = manifest.age_at(
+                samples["patient_id"].astype("string"), samples["acquired_at"]
+            ).to_numpy(float)
         elif head.label == "sex":
             sex = manifest.patients.set_index("patient_id")["sex"]
             v = sex.reindex(samples["patient_id"].to_numpy())
@@ -93,14 +107,19 @@ def sample_labels(manifest: Manifest, samples: pd.DataFrame, heads: Sequence[Hea
     return out
 
 
-def _matched(manifest: Manifest, samples: pd.DataFrame, head: HeadSpec,
-             max_gap: timedelta) -> np.ndarray:
+def _matched(
+    manifest: Manifest, samples: pd.DataFrame, head: HeadSpec, max_gap: timedelta
+) -> np.ndarray:
     """Same-study label, else the patient's closest label in time within ``max_gap``."""
     lab = manifest.labels
     lab = lab[(lab["task"] == head.label) & (lab["source_modality"] == head.label_modality)]
-    rows = pd.DataFrame({"patient_id": samples["patient_id"].to_numpy(),
-                         "study_id": samples["study_id"].to_numpy(),
-                         "time": samples["acquired_at"].to_numpy()})
+    rows = pd.DataFrame(
+        {
+            "patient_id": samples["patient_id"].to_numpy(),
+            "study_id": samples["study_id"].to_numpy(),
+            "time": samples["acquired_at"].to_numpy(),
+        }
+    )
     return study_or_nearest(rows, lab, pd.Timedelta(max_gap))
 
 
@@ -114,13 +133,15 @@ class TargetStats:
     pos_weight: tuple[float, ...]
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": list(self.mean), "std": list(self.std),
-                "pos_weight": list(self.pos_weight)}
+        return {"mean": list(self.mean), "std": list(self.std), "pos_weight": list(self.pos_weight)}
 
     @classmethod
     def from_dict(cls, d: dict) -> TargetStats:
-        return cls(tuple(map(float, d["mean"])), tuple(map(float, d["std"])),
-                   tuple(map(float, d["pos_weight"])))
+        return cls(
+            tuple(map(float, d["mean"])),
+            tuple(map(float, d["std"])),
+            tuple(map(float, d["pos_weight"])),
+        )
 
 
 def target_stats(labels: np.ndarray, heads: Sequence[HeadSpec]) -> TargetStats:

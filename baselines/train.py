@@ -1,11 +1,18 @@
 """Train one supervised baseline per diagnostic modality (see ``baselines.model``).
 
-The recipe is CLERC's (``clerc.train.config.TrainConfig``): SGD with momentum, the
-learning rate of :func:`clerc.train.config.lr_at` each epoch, batch size, epochs, seed,
-bf16 autocast on CUDA. One addition: gradients are clipped to norm ``MAX_GRAD_NORM``
-(1.0). CLERC's loss works on unit embeddings; a supervised head's MSE or weighted BCE is
-unbounded, and at the tiny preset's learning rate (0.05) the ViT diverged without the clip
-(CXR age R^2 of -3e13 after one epoch on a 60-patient cohort).
+The recipe is CLERC's (``clerc.train.config.TrainConfig``): the config's optimiser (the
+paper's SGD with momentum; the tiny preset's AdamW), the learning rate of
+:func:`clerc.train.config.lr_at` each epoch, batch size, epochs, seed, bf16 autocast on
+CUDA. One addition: gradients are clipped to norm ``MAX_GRAD_NORM`` (1.0). CLERC's loss
+works on unit embeddings; a supervised head's MSE or weighted BCE is unbounded, and at
+the tiny preset's former SGD learning rate (0.05) the ViT diverged without the clip (CXR
+age R^2 of -3e13 after one epoch on a 60-patient cohort).
+
+This loop is a separate copy of CLERC's (``clerc.train.trainer``), on purpose: one model
+per modality with supervised heads, no modality pairs, no DDP, no resume, selection by
+validation metric rather than loss. Sharing one loop would put those branches in both.
+What they do share (optimiser, learning rate, autocast, progress bar) is the public
+``clerc.train.common``.
 
 Train on the train split's labelled samples (a head with no train label is dropped),
 validate on the val split's after every epoch; ``OUT/<modality>/ckpt.pt`` keeps the epoch
@@ -24,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -40,8 +47,13 @@ from baselines.tasks import (
     sample_labels,
     target_stats,
 )
+from clerc.data.inputs import sample_spec
 from clerc.data.manifest import Manifest
+from clerc.evaluate.metrics import auroc, r2
+from clerc.kinds import get_kind
 from clerc.modalities import get_modality
+from clerc.model.encoders.video import VideoEncoder
+from clerc.train.common import Bar, autocast, build_optimizer, set_lr
 from clerc.train.config import TrainConfig, lr_at
 
 CKPT, LOG = "ckpt.pt", "log.jsonl"
@@ -63,8 +75,9 @@ class BaselineResult:
     seconds: float
 
 
-def labelled(manifest: Manifest, modality: str, split: str, heads: tuple[HeadSpec, ...],
-             max_gap: timedelta) -> tuple[pd.DataFrame, np.ndarray]:
+def labelled(
+    manifest: Manifest, modality: str, split: str, heads: tuple[HeadSpec, ...], max_gap: timedelta
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Samples of ``modality`` in ``split`` with at least one label, and their labels."""
     s = manifest.samples
     s = s[(s["modality"] == modality) & (s["split"] == split)]
@@ -74,8 +87,9 @@ def labelled(manifest: Manifest, modality: str, split: str, heads: tuple[HeadSpe
     return s[keep].reset_index(drop=True), y[keep]
 
 
-def trainable_heads(manifest: Manifest, modality: str, max_gap: timedelta
-                    ) -> tuple[tuple[HeadSpec, ...], pd.DataFrame, np.ndarray]:
+def trainable_heads(
+    manifest: Manifest, modality: str, max_gap: timedelta
+) -> tuple[tuple[HeadSpec, ...], pd.DataFrame, np.ndarray]:
     """The heads with at least one train label (a head without any cannot learn), and
     the labelled train samples with their labels for those heads."""
     heads = baseline_heads(modality)
@@ -84,10 +98,10 @@ def trainable_heads(manifest: Manifest, modality: str, max_gap: timedelta
     return tuple(h for h, k in zip(heads, keep, strict=True) if k), samples, y[:, keep]
 
 
-def head_metrics(outputs: np.ndarray, labels: np.ndarray, heads: tuple[HeadSpec, ...],
-                 stats: TargetStats) -> dict[str, float]:
+def head_metrics(
+    outputs: np.ndarray, labels: np.ndarray, heads: tuple[HeadSpec, ...], stats: TargetStats
+) -> dict[str, float]:
     """AUROC (binary) or R^2 (regression) per head where defined, on de-standardised scores."""
-    from clerc.evaluate.metrics import auroc, r2
 
     scores = to_scores(outputs, heads, stats)
     out: dict[str, float] = {}
@@ -109,34 +123,42 @@ def selection_score(metrics: dict[str, float], val_loss: float) -> float:
 class Fitter:
     """One modality's model, optimiser and loaders; ``epoch()`` trains, ``validate()`` scores."""
 
-    def __init__(self, model: BaselineModel, cfg: TrainConfig, stats: TargetStats,
-                 train: SampleSet, val: SampleSet, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: BaselineModel,
+        cfg: TrainConfig,
+        stats: TargetStats,
+        train: SampleSet,
+        val: SampleSet,
+        device: torch.device,
+    ) -> None:
         self.model, self.cfg, self.stats, self.device = model, cfg, stats, device
-        from clerc.train.trainer import build_optimizer
-
-        self.optimizer = build_optimizer([{"params": list(model.parameters()),
-                                           "lr_factor": 1.0}], cfg)
+        self.optimizer = build_optimizer(
+            [{"params": list(model.parameters()), "lr_factor": 1.0}], cfg
+        )
         pin = device.type == "cuda"
-        self.train_batches = EpochBatches(len(train), min(cfg.batch_size, len(train)),
-                                          seed=cfg.seed, shuffle=True, drop_last=True,
-                                          max_batches=cfg.max_steps_per_epoch)
-        self.train_loader = make_loader(train, self.train_batches, num_workers=cfg.num_workers,
-                                        pin_memory=pin)
-        val_batches = EpochBatches(len(val), cfg.batch_size, seed=cfg.seed, shuffle=False,
-                                   drop_last=False)
-        self.val_loader = make_loader(val, val_batches, num_workers=cfg.num_workers,
-                                      pin_memory=pin)
+        self.train_batches = EpochBatches(
+            len(train),
+            min(cfg.batch_size, len(train)),
+            seed=cfg.seed,
+            shuffle=True,
+            drop_last=True,
+            max_batches=cfg.max_steps_per_epoch,
+        )
+        self.train_loader = make_loader(
+            train, self.train_batches, num_workers=cfg.num_workers, pin_memory=pin
+        )
+        val_batches = EpochBatches(
+            len(val), cfg.batch_size, seed=cfg.seed, shuffle=False, drop_last=False
+        )
+        self.val_loader = make_loader(val, val_batches, num_workers=cfg.num_workers, pin_memory=pin)
         self.val_labels = val.labels
 
     def _autocast(self) -> Any:
-        from clerc.train.trainer import autocast
-
         return autocast(self.device, self.cfg)
 
     def epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
         """One pass over the training batches; returns the mean loss and timings."""
-        from clerc.train.trainer import set_lr
-
         self.model.train()
         self.train_batches.set_epoch(epoch)
         n_steps = len(self.train_batches)
@@ -154,9 +176,13 @@ class Fitter:
             total, steps, samples = total + float(loss.detach()), steps + 1, samples + len(y)
             bar.step(loss, samples / max(time.perf_counter() - t0, 1e-9), refresh=True)
         seconds = time.perf_counter() - t0
-        return {"epoch": epoch, "lr": lr_at(epoch + 0.5, self.cfg),
-                "train_loss": total / steps if steps else math.nan, "steps": steps,
-                "train_seconds": seconds}
+        return {
+            "epoch": epoch,
+            "lr": lr_at(epoch + 0.5, self.cfg),
+            "train_loss": total / steps if steps else math.nan,
+            "steps": steps,
+            "train_seconds": seconds,
+        }
 
     @torch.no_grad()
     def validate(self) -> tuple[float, dict[str, float]]:
@@ -166,17 +192,22 @@ class Fitter:
         for x, y in self.val_loader:
             with self._autocast():
                 out = self.model(x.to(self.device, non_blocking=True)).float()
-            losses.append(float(masked_loss(out, y.to(self.device), self.model.specs,
-                                            self.stats)[0]) * len(y))
+            losses.append(
+                float(masked_loss(out, y.to(self.device), self.model.specs, self.stats)[0]) * len(y)
+            )
             outs.append(out.cpu().numpy())
         loss = sum(losses) / len(self.val_labels)
-        metrics = head_metrics(np.concatenate(outs), self.val_labels, self.model.specs,
-                               self.stats)
+        metrics = head_metrics(np.concatenate(outs), self.val_labels, self.model.specs, self.stats)
         return loss, metrics
 
 
-def build_model(modality: str, cfg: TrainConfig, heads: tuple[HeadSpec, ...],
-                init: dict[str, str] | None, device: torch.device) -> BaselineModel:
+def build_model(
+    modality: str,
+    cfg: TrainConfig,
+    heads: tuple[HeadSpec, ...],
+    init: dict[str, str] | None,
+    device: torch.device,
+) -> BaselineModel:
     """CLERC's encoder for ``modality`` (optionally pretrained) with the task heads."""
     torch.manual_seed(cfg.seed)
     model = BaselineModel(modality, cfg.model, heads)
@@ -185,43 +216,57 @@ def build_model(modality: str, cfg: TrainConfig, heads: tuple[HeadSpec, ...],
 
         load_pretrained(model, {modality: init[modality]})
     model.to(device)
-    if device.type == "cuda" and get_modality(modality).kind == "video":
-        model.encoder.to(memory_format=torch.channels_last_3d)
-        model.encoder.channels_last = True
+    if device.type == "cuda" and get_kind(get_modality(modality).kind).channels_last_3d:
+        encoder = cast(VideoEncoder, model.encoder)
+        encoder.to(memory_format=torch.channels_last_3d)
+        encoder.channels_last = True
     return model
 
 
-def train_baseline(modality: str, cfg: TrainConfig, manifest: Manifest, out: Path, *,
-                   device: str = "cpu", init: dict[str, str] | None = None,
-                   max_gap: timedelta = DEFAULT_MAX_GAP, progress: bool = True,
-                   store: Any = None) -> BaselineResult:
+def train_baseline(
+    modality: str,
+    cfg: TrainConfig,
+    manifest: Manifest,
+    out: Path,
+    *,
+    device: str = "cpu",
+    init: dict[str, str] | None = None,
+    max_gap: timedelta = DEFAULT_MAX_GAP,
+    progress: bool = True,
+    store: Any = None,
+) -> BaselineResult:
     """Train ``modality``'s baseline into ``out/ckpt.pt`` (best epoch) and ``out/log.jsonl``."""
-    from clerc.train.data import sample_spec
-    from clerc.train.trainer import Bar
-
     t_start = time.perf_counter()
     dev = torch.device(device)
     heads, tr, y_tr = trainable_heads(manifest, modality, max_gap)
     va, y_va = labelled(manifest, modality, "val", heads, max_gap)
     if len(tr) < MIN_TRAIN or len(va) == 0:
-        raise ValueError(f"baseline {modality}: {len(tr)} labelled train and {len(va)} "
-                         f"labelled val samples in {manifest.root}; need >= {MIN_TRAIN} and >= 1")
+        raise ValueError(
+            f"baseline {modality}: {len(tr)} labelled train and {len(va)} "
+            f"labelled val samples in {manifest.root}; need >= {MIN_TRAIN} and >= 1"
+        )
     stats = target_stats(y_tr, heads)
     spec = sample_spec(cfg.model)
-    sets = [SampleSet(manifest, s, y, spec, train=t, seed=cfg.seed, store=store)
-            for s, y, t in ((tr, y_tr, True), (va, y_va, False))]
+    sets = [
+        SampleSet(manifest, s, y, spec, train=t, seed=cfg.seed, store=store)
+        for s, y, t in ((tr, y_tr, True), (va, y_va, False))
+    ]
     model = build_model(modality, cfg, heads, init, dev)
     fitter = Fitter(model, cfg, stats, sets[0], sets[1], dev)
     out.mkdir(parents=True, exist_ok=True)
     (out / LOG).unlink(missing_ok=True)
     (out / CKPT).unlink(missing_ok=True)  # an earlier run's model must not pass for this one's
-    header = base_header(modality, cfg, manifest, heads, stats, init, max_gap,
-                         n_train=len(tr), n_val=len(va))
+    header = base_header(
+        modality, cfg, manifest, heads, stats, init, max_gap, n_train=len(tr), n_val=len(va)
+    )
     best: tuple[float, int, dict[str, float]] = (-math.inf, -1, {})
     bar = Bar(progress)
     if progress:
-        print(f"{modality}: {len(tr)} train / {len(va)} val samples, heads "
-              f"{', '.join(h.name for h in heads)}", file=sys.stderr)
+        print(
+            f"{modality}: {len(tr)} train / {len(va)} val samples, heads "
+            f"{', '.join(h.name for h in heads)}",
+            file=sys.stderr,
+        )
     try:
         for epoch in range(cfg.epochs):
             row = fitter.epoch(epoch, bar)
@@ -236,31 +281,61 @@ def train_baseline(modality: str, cfg: TrainConfig, manifest: Manifest, out: Pat
     finally:
         bar.close()
     if best[1] < 0:
-        raise ValueError(f"baseline {modality}: no epoch had a finite validation score "
-                         f"(the loss diverged?); see {out / LOG}")
-    return BaselineResult(modality, out / CKPT, best[1], best[0], best[2],
-                          time.perf_counter() - t_start)
+        raise ValueError(
+            f"baseline {modality}: no epoch had a finite validation score "
+            f"(the loss diverged?); see {out / LOG}"
+        )
+    return BaselineResult(
+        modality, out / CKPT, best[1], best[0], best[2], time.perf_counter() - t_start
+    )
 
 
-def base_header(modality: str, cfg: TrainConfig, manifest: Manifest,
-                heads: tuple[HeadSpec, ...], stats: TargetStats, init: dict[str, str] | None,
-                max_gap: timedelta, **extra: Any) -> dict[str, Any]:
+def base_header(
+    modality: str,
+    cfg: TrainConfig,
+    manifest: Manifest,
+    heads: tuple[HeadSpec, ...],
+    stats: TargetStats,
+    init: dict[str, str] | None,
+    max_gap: timedelta,
+    **extra: Any,
+) -> dict[str, Any]:
     """The header fields every checkpoint of this run shares."""
     from clerc.data.manifest import manifest_hash
 
-    return {"config": cfg.to_dict(), "manifest_hash": manifest_hash(manifest.root),
-            "kind": "baseline", "modality": modality, "tasks": [h.name for h in heads],
-            "heads": [h.to_dict() for h in heads], "target_stats": stats.to_dict(),
-            "init": dict(init or {}), "data": str(Path(manifest.root).resolve()),
-            "max_gap_days": max_gap.total_seconds() / 86400, **extra}
+    return {
+        "config": cfg.to_dict(),
+        "manifest_hash": manifest_hash(manifest.root),
+        "kind": "baseline",
+        "modality": modality,
+        "tasks": [h.name for h in heads],
+        "heads": [h.to_dict() for h in heads],
+        "target_stats": stats.to_dict(),
+        "init": dict(init or {}),
+        "data": str(Path(manifest.root).resolve()),
+        "max_gap_days": max_gap.total_seconds() / 86400,
+        **extra,
+    }
 
 
-def save_baseline(path: Path, model: BaselineModel, header: dict[str, Any], epoch: int,
-                  best: tuple[float, int, dict[str, float]]) -> None:
+def save_baseline(
+    path: Path,
+    model: BaselineModel,
+    header: dict[str, Any],
+    epoch: int,
+    best: tuple[float, int, dict[str, float]],
+) -> None:
     """Write the model with the header (``clerc.train.checkpoint``: safe to load)."""
     from clerc.train.checkpoint import make_header, save_checkpoint
 
     rest = {k: v for k, v in header.items() if k not in ("config", "manifest_hash")}
-    full = make_header(header["config"], header["manifest_hash"], epoch,
-                       best_val_score=best[0], best_epoch=best[1], val_metrics=best[2], **rest)
+    full = make_header(
+        header["config"],
+        header["manifest_hash"],
+        epoch,
+        best_val_score=best[0],
+        best_epoch=best[1],
+        val_metrics=best[2],
+        **rest,
+    )
     save_checkpoint(path, {"model": model.state_dict()}, full)

@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from clerc.gate import KEY_FIELDS, Key, index_records, metric_kind
+from clerc.evaluate.results import KEY_FIELDS, index_records
+from clerc.gate import Key, metric_kind
 
 #: Smallest limit per metric kind, whatever the reruns showed (a record can move by this
 #: on a machine the calibration did not see without signalling a regression).
@@ -47,9 +48,18 @@ DEFAULT_FLOORS: dict[str, float] = {
 #: Width of each metric kind's range (for ``too_noisy``); ``None`` = unbounded, judged
 #: against the baseline value instead (a limit of a quarter of an MAE says nothing).
 RANGES: dict[str, float | None] = {
-    "auroc": 1.0, "r2": 1.0, "mae": None, "median_percentile": 100.0,
-    "mean_percentile": 100.0, "recall@k": 1.0, "p_value": 1.0, "auprc": 1.0, "brier": 1.0,
-    "ece": 1.0, "mrr": 1.0, "default": None,
+    "auroc": 1.0,
+    "r2": 1.0,
+    "mae": None,
+    "median_percentile": 100.0,
+    "mean_percentile": 100.0,
+    "recall@k": 1.0,
+    "p_value": 1.0,
+    "auprc": 1.0,
+    "brier": 1.0,
+    "ece": 1.0,
+    "mrr": 1.0,
+    "default": None,
 }
 FACTOR = 3.0
 MIN_N = 30
@@ -70,8 +80,9 @@ class CalibrationSettings:
         if not isinstance(self.min_n, int) or self.min_n < 1:
             raise ValueError(f"min_n: expected an integer >= 1, got {self.min_n!r}")
         if not 0 < self.noisy_fraction <= 1:
-            raise ValueError(f"noisy_fraction: expected a number in (0, 1], got "
-                             f"{self.noisy_fraction!r}")
+            raise ValueError(
+                f"noisy_fraction: expected a number in (0, 1], got {self.noisy_fraction!r}"
+            )
 
 
 def key_string(key: Key, fields: list[str] | tuple[str, ...] | None = None) -> str:
@@ -83,7 +94,7 @@ def key_string(key: Key, fields: list[str] | tuple[str, ...] | None = None) -> s
     return "|".join("" if v is None else str(v) for v in key)
 
 
-def _deviation(base: dict, runs: list[dict]) -> tuple[float | None, str | None]:
+def _deviation(base: dict, runs: list[dict | None]) -> tuple[float | None, str | None]:
     """Largest |rerun - baseline| of one record, or a reason it has none."""
     if base["value"] is None:
         return None, "null in the baseline"
@@ -97,9 +108,13 @@ def _deviation(base: dict, runs: list[dict]) -> tuple[float | None, str | None]:
     return max(devs), None
 
 
-def record_limit(key: Key, base: dict, runs: list[dict | None],
-                 settings: CalibrationSettings,
-                 floors: dict[str, float]) -> dict[str, Any]:
+def record_limit(
+    key: Key,
+    base: dict,
+    runs: list[dict | None],
+    settings: CalibrationSettings,
+    floors: dict[str, float],
+) -> dict[str, Any]:
     """The stored limit entry of one record (see the module docstring)."""
     kind = metric_kind(str(key[KEY_FIELDS.index("metric")]))
     floor = floors.get(kind, floors["default"])
@@ -109,8 +124,7 @@ def record_limit(key: Key, base: dict, runs: list[dict | None],
     spread, why = _deviation(base, [r for r in runs])
     if spread is None:
         return {"status": "ungated", "reason": why}
-    return classify(kind, float(base["value"]), spread, settings,
-                    max(floor, resolution(kind, n)))
+    return classify(kind, float(base["value"]), spread, settings, max(floor, resolution(kind, n)))
 
 
 def resolution(kind: str, n: int) -> float:
@@ -124,24 +138,33 @@ def resolution(kind: str, n: int) -> float:
     return 0.0
 
 
-def classify(kind: str, value: float, spread: float, settings: CalibrationSettings,
-             floor: float) -> dict[str, Any]:
+def classify(
+    kind: str, value: float, spread: float, settings: CalibrationSettings, floor: float
+) -> dict[str, Any]:
     """``gated`` with limit = max(floor, factor x spread), or ``too_noisy`` when that limit
     spans ``noisy_fraction`` of the kind's range (of the value itself when unbounded)."""
     limit = max(floor, settings.factor * spread)
     span = RANGES.get(kind)
     scale, what = (span, "its range") if span is not None else (abs(value), "its value")
     if limit >= settings.noisy_fraction * scale:
-        return {"status": "too_noisy", "reason": f"reruns moved it by {spread:.3g}; a limit "
-                f"of {limit:.3g} is over {settings.noisy_fraction:.0%} of {what}",
-                "spread": spread, "limit": limit}
+        return {
+            "status": "too_noisy",
+            "reason": f"reruns moved it by {spread:.3g}; a limit "
+            f"of {limit:.3g} is over {settings.noisy_fraction:.0%} of {what}",
+            "spread": spread,
+            "limit": limit,
+        }
     return {"status": "gated", "limit": limit, "spread": spread, "floor": floor}
 
 
-def calibrate(baseline: dict, reruns: list[dict], *,
-              settings: CalibrationSettings | None = None,
-              floors: dict[str, float] | None = None,
-              description: str = "") -> dict[str, Any]:
+def calibrate(
+    baseline: dict,
+    reruns: list[dict],
+    *,
+    settings: CalibrationSettings | None = None,
+    floors: dict[str, float] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
     """The ``"gate"`` block for ``baseline`` from ``reruns`` (results documents of the
     same job under other float orders). Needs at least two reruns."""
     settings = settings or CalibrationSettings()
@@ -150,12 +173,20 @@ def calibrate(baseline: dict, reruns: list[dict], *,
         raise ValueError(f"calibration needs at least 2 reruns, got {len(reruns)}")
     base = index_records(baseline, "baseline")
     runs = [index_records(doc, f"rerun {i + 1}") for i, doc in enumerate(reruns)]
-    limits = {key_string(k): record_limit(k, rec, [r.get(k) for r in runs], settings, floors)
-              for k, rec in base.items()}
-    return {"reruns": len(reruns), "description": description,
-            "factor": settings.factor, "min_n": settings.min_n,
-            "noisy_fraction": settings.noisy_fraction, "floors": floors,
-            "key_fields": list(KEY_FIELDS), "limits": limits}
+    limits = {
+        key_string(k): record_limit(k, rec, [r.get(k) for r in runs], settings, floors)
+        for k, rec in base.items()
+    }
+    return {
+        "reruns": len(reruns),
+        "description": description,
+        "factor": settings.factor,
+        "min_n": settings.min_n,
+        "noisy_fraction": settings.noisy_fraction,
+        "floors": floors,
+        "key_fields": list(KEY_FIELDS),
+        "limits": limits,
+    }
 
 
 def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
@@ -166,8 +197,7 @@ def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
     for ks, entry in gate_block["limits"].items():
         fields = gate_block.get("key_fields") or KEY_FIELDS
         kind = metric_kind(ks.split("|")[list(fields).index("metric")])
-        row = by_kind.setdefault(kind, {"limits": [], "too_small": 0, "too_noisy": 0,
-                                        "ungated": 0})
+        row = by_kind.setdefault(kind, {"limits": [], "too_small": 0, "too_noisy": 0, "ungated": 0})
         status = entry["status"]
         if status == "gated":
             row["limits"].append(entry["limit"])
@@ -176,9 +206,13 @@ def detectable(gate_block: dict[str, Any]) -> dict[str, dict[str, float | int]]:
     out: dict[str, dict[str, float | int]] = {}
     for kind, row in sorted(by_kind.items()):
         lim = sorted(row["limits"])
-        out[kind] = {"gated": len(lim), "too_small": row["too_small"],
-                     "too_noisy": row["too_noisy"], "ungated": row["ungated"],
-                     "smallest": lim[0] if lim else math.nan,
-                     "median": lim[len(lim) // 2] if lim else math.nan,
-                     "largest": lim[-1] if lim else math.nan}
+        out[kind] = {
+            "gated": len(lim),
+            "too_small": row["too_small"],
+            "too_noisy": row["too_noisy"],
+            "ungated": row["ungated"],
+            "smallest": lim[0] if lim else math.nan,
+            "median": lim[len(lim) // 2] if lim else math.nan,
+            "largest": lim[-1] if lim else math.nan,
+        }
     return out

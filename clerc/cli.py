@@ -4,9 +4,12 @@ Each command lives in its own module, which defines ``add_arguments(parser)`` an
 ``run(args) -> int``. Modules keep heavy imports (torch) inside ``run`` so that
 ``clerc --help`` stays fast.
 
-A user error that a command does not handle itself (a missing or unreadable file, a
-value that does not parse) ends as one line ``clerc COMMAND: message`` and exit code 2;
-``clerc --debug COMMAND ...`` shows the traceback instead.
+Commands are thin: parse, call the library, print, return an exit code. They do not
+catch errors: ``main`` is the one place that turns a user error (``clerc.errors``: bad
+input, its message naming the file or value) into one line ``clerc COMMAND: message``
+and exit code 2. ``clerc --debug COMMAND ...`` shows the traceback instead. A bug
+(``KeyError``, ``AttributeError``, ``TypeError``...) is never reported as a user error:
+its traceback is always shown.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
 
-from clerc.registry import UnknownNameError
+from clerc.argtypes import at_least
+from clerc.errors import USER_ERRORS, describe_error
 
-#: Exceptions that mean bad input (their messages name the file or value), not a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, UnknownNameError)
+__all__ = ["COMMANDS", "USER_ERRORS", "at_least", "build_parser", "describe_error", "main"]
 
 #: command -> (module, one-line help). Order is the order of the data flow.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,8 +46,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="clerc",
         description="CLERC harness: multimodal contrastive learning across cardiac diagnostics.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when a command fails")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when a command fails"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -65,34 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as exc:
+    except USER_ERRORS as exc:  # a bug (KeyError, TypeError...) is not caught here
         if args.debug:
             raise
         print(f"clerc {args.command}: {describe_error(exc)}", file=sys.stderr)
         return 2
-
-
-def at_least(low: float, kind: type = int) -> Callable[[str], float]:
-    """argparse type: a number of ``kind`` that is ``>= low``; anything else names the value."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            expected = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a user error; an OS error reads ``FILE: reason``, not ``[Errno 2] ...``."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

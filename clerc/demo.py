@@ -17,65 +17,159 @@ DEFAULT_DATA = Path("data/synthetic-default")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"cohort directory; a synthetic one is written if missing "
-                             f"(default {DEFAULT_DATA})")
-    parser.add_argument("--patients", type=int, default=1000,
-                        help="patients in the synthetic cohort (default 1000)")
-    parser.add_argument("--profile", choices=("demo", "paper"), default="demo",
-                        help="synthetic cohort profile (default demo: every test common, a 20%% "
-                             "test split; paper: Table 1's mix)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"cohort directory; a synthetic one is written if missing (default {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--patients", type=int, default=1000, help="patients in the synthetic cohort (default 1000)"
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("demo", "paper"),
+        default="demo",
+        help="synthetic cohort profile (default demo: every test common, a 20%% "
+        "test split; paper: Table 1's mix)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of cohort and training")
-    parser.add_argument("--angio-fraction", type=float, default=None,
-                        help="fraction of patients with angiography (default: the profile's; "
-                             "0.6 in demo, 0.045 in paper)")
-    parser.add_argument("--run", type=Path, default=Path("runs/demo"),
-                        help="where checkpoints, results and timings go (default runs/demo)")
-    parser.add_argument("--reports", type=Path, default=Path("reports"),
-                        help="where the HTML reports go (default reports/)")
+    parser.add_argument(
+        "--angio-fraction",
+        type=float,
+        default=None,
+        help="fraction of patients with angiography (default: the profile's; "
+        "0.6 in demo, 0.045 in paper)",
+    )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=Path("runs/demo"),
+        help="where checkpoints, results and timings go (default runs/demo)",
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        help="where the HTML reports go (default reports/)",
+    )
     parser.add_argument("--config", default="demo", help="training config (default demo)")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--max-steps-per-epoch", type=int, default=None,
-                        help="cap training steps per epoch (for quick checks)")
-    parser.add_argument("--bootstrap", type=int, default=1000,
-                        help="bootstrap resamples per metric (default 1000)")
-    parser.add_argument("--baseline-epochs", type=int, default=6,
-                        help="epochs of each supervised baseline (default 6: video baselines "
-                             "cost ~10x CLERC's per-sample step on the CPU)")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="skip the supervised baselines")
+    parser.add_argument(
+        "--max-steps-per-epoch",
+        type=int,
+        default=None,
+        help="cap training steps per epoch (for quick checks)",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples per metric (default 1000)"
+    )
+    parser.add_argument(
+        "--baseline-epochs",
+        type=int,
+        default=6,
+        help="epochs of each supervised baseline (default 6: video baselines "
+        "cost ~10x CLERC's per-sample step on the CPU)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="skip the supervised baselines")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if any)")
 
 
 def stage_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """The demo's stages as (name, clerc argv) pairs, in order."""
     data, run_dir = str(args.data), args.run
-    train_extra = _opt("--epochs", args.epochs) + _opt(
-        "--max-steps-per-epoch", args.max_steps_per_epoch) + _opt("--device", args.device)
+    train_extra = (
+        _opt("--epochs", args.epochs)
+        + _opt("--max-steps-per-epoch", args.max_steps_per_epoch)
+        + _opt("--device", args.device)
+    )
     stages: list[tuple[str, list[str]]] = []
     if not (args.data / "samples.parquet").is_file():
-        stages.append(("synth", ["synth", "--out", data, "--patients", str(args.patients),
-                                 "--seed", str(args.seed), "--profile", args.profile,
-                                 *_opt("--angio-fraction", args.angio_fraction)]))
+        stages.append(
+            (
+                "synth",
+                [
+                    "synth",
+                    "--out",
+                    data,
+                    "--patients",
+                    str(args.patients),
+                    "--seed",
+                    str(args.seed),
+                    "--profile",
+                    args.profile,
+                    *_opt("--angio-fraction", args.angio_fraction),
+                ],
+            )
+        )
     stages += [
         ("validate", ["validate", data]),
         ("prepare", ["prepare", data]),
-        ("train", ["train", "--data", data, "--config", args.config,
-                   "--out", str(run_dir / "clerc"), *train_extra]),
+        (
+            "train",
+            [
+                "train",
+                "--data",
+                data,
+                "--config",
+                args.config,
+                "--out",
+                str(run_dir / "clerc"),
+                *train_extra,
+            ],
+        ),
     ]
-    bench = ["benchmark", "--checkpoint", str(run_dir / "clerc" / "ckpt.pt"), "--data", data,
-             "--out", str(run_dir / "benchmark"), "--bootstrap", str(args.bootstrap),
-             "--seed", str(args.seed), "--no-report", *_opt("--device", args.device)]
+    bench = [
+        "benchmark",
+        "--checkpoint",
+        str(run_dir / "clerc" / "ckpt.pt"),
+        "--data",
+        data,
+        "--out",
+        str(run_dir / "benchmark"),
+        "--bootstrap",
+        str(args.bootstrap),
+        "--seed",
+        str(args.seed),
+        "--no-report",
+        *_opt("--device", args.device),
+    ]
     if not args.no_baselines:
-        base_extra = _opt("--epochs", args.epochs or args.baseline_epochs) + _opt(
-            "--max-steps-per-epoch", args.max_steps_per_epoch) + _opt("--device", args.device)
-        stages.append(("baselines", ["baselines", "train", "--data", data, "--config",
-                                     args.config, "--out", str(run_dir / "baselines"),
-                                     *base_extra]))
+        base_extra = (
+            _opt("--epochs", args.epochs or args.baseline_epochs)
+            + _opt("--max-steps-per-epoch", args.max_steps_per_epoch)
+            + _opt("--device", args.device)
+        )
+        stages.append(
+            (
+                "baselines",
+                [
+                    "baselines",
+                    "train",
+                    "--data",
+                    data,
+                    "--config",
+                    args.config,
+                    "--out",
+                    str(run_dir / "baselines"),
+                    *base_extra,
+                ],
+            )
+        )
         bench += ["--supervised", str(run_dir / "baselines" / "predictions.parquet")]
     stages.append(("benchmark", bench))
-    stages.append(("report", ["report", "--results", str(run_dir / "benchmark" / "results.json"),
-                              "--out", str(args.reports)]))
+    stages.append(
+        (
+            "report",
+            [
+                "report",
+                "--results",
+                str(run_dir / "benchmark" / "results.json"),
+                "--out",
+                str(args.reports),
+            ],
+        )
+    )
     return stages
 
 
@@ -96,8 +190,10 @@ def stale_cohort(args: argparse.Namespace) -> str | None:
     want = {k: (str(v) if isinstance(v, dict) else v) for k, v in dataclasses.asdict(cfg).items()}
     want = json.loads(json.dumps(want, default=str))
     if (meta.get("patients"), meta.get("seed")) != (args.patients, args.seed):
-        return (f"it has {meta.get('patients')} patients (seed {meta.get('seed')}); this demo "
-                f"asks for {args.patients} (seed {args.seed})")
+        return (
+            f"it has {meta.get('patients')} patients (seed {meta.get('seed')}); this demo "
+            f"asks for {args.patients} (seed {args.seed})"
+        )
     if meta.get("config") != want:
         return f"it was drawn with another cohort profile than --profile {args.profile}"
     return None
@@ -115,8 +211,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     stale = stale_cohort(args)
     if stale:
-        raise ValueError(f"--data {args.data}: {stale}; remove the directory (it is "
-                         "rewritten) or pass another --data")
+        raise ValueError(
+            f"--data {args.data}: {stale}; remove the directory (it is "
+            "rewritten) or pass another --data"
+        )
     args.run.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -137,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_timings(run_dir: Path, timings: dict[str, float], start: float,
-                   failed: str | None) -> None:
+def _write_timings(
+    run_dir: Path, timings: dict[str, float], start: float, failed: str | None
+) -> None:
     doc = {"stages": timings, "total": round(time.perf_counter() - start, 2), "failed": failed}
     (run_dir / "timings.json").write_text(json.dumps(doc, indent=2))

@@ -25,6 +25,8 @@ Limits, in order of precedence:
 2. **Fixed** tolerances per metric kind (``DEFAULT_TOLERANCES``, ``--tolerance``) for
    records the calibration does not cover, or every record of an uncalibrated baseline.
    They are generic guesses, not measurements: calibrate for a gate that means something.
+   Each metric's fixed tolerance and better direction are its spec's
+   (``clerc.evaluate.metric_specs``).
 
 Exit status: 0 when nothing failed, 1 on any failure, 2 when an input cannot be read.
 ``--update`` prints the comparison, then rewrites the baseline with the results and exits 0.
@@ -40,33 +42,28 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-KEY_FIELDS = ("table", "task", "setting", "query_modality", "gallery_modality", "modality",
-              "label_modality", "metric", "subgroup", "train_fraction")
-#: Key fields a record may lack (older results files): read as null.
-OPTIONAL_KEY_FIELDS = ("subgroup", "train_fraction")
-RECORD_FIELDS = (*(f for f in KEY_FIELDS if f not in OPTIONAL_KEY_FIELDS),
-                 "value", "ci_low", "ci_high", "n", "n_undefined", "note")
+from clerc.errors import UserError
+from clerc.evaluate.metric_specs import direction, spec_or_default, tolerance_kinds
+from clerc.evaluate.results import KEY_FIELDS, OPTIONAL_FIELDS, RECORD_FIELDS, index_records
 
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "KEY_FIELDS",
+    "OPTIONAL_KEY_FIELDS",
+    "RECORD_FIELDS",
+    "Drift",
+    "compare",
+    "direction",
+    "index_records",
+    "metric_kind",
+    "parse_tolerances",
+    "print_report",
+]
+
+#: Key fields a record may lack (older results files): read as null.
+OPTIONAL_KEY_FIELDS = OPTIONAL_FIELDS
 #: Absolute tolerance per metric kind; ``default`` covers any other metric.
-DEFAULT_TOLERANCES: dict[str, float] = {
-    "auroc": 0.05,
-    "r2": 0.08,
-    "mae": 3.0,
-    "median_percentile": 5.0,
-    "mean_percentile": 5.0,
-    "recall@k": 0.08,
-    "auprc": 0.06,
-    "mrr": 0.08,
-    "brier": 0.03,
-    "ece": 0.05,
-    "p_value": 0.2,
-    "default": 0.05,
-}
-HIGHER_IS_BETTER = frozenset({"auroc", "auprc", "mrr", "r2", "recall@k", "accuracy"})
-LOWER_IS_BETTER = frozenset({"mae", "median_percentile", "mean_percentile", "brier", "ece"})
-#: Suffixes of derived metrics in their base metric's units: a subgroup gap (lower is
-#: better) and the spread over label-efficiency draws (no direction).
-DERIVED_SUFFIXES = ("_gap", "_sd")
+DEFAULT_TOLERANCES: dict[str, float] = tolerance_kinds()
 
 Key = tuple[str | float | None, ...]
 _METRIC = KEY_FIELDS.index("metric")
@@ -75,28 +72,7 @@ _METRIC = KEY_FIELDS.index("metric")
 def metric_kind(metric: str) -> str:
     """The tolerance kind of a metric name: ``recall@5`` -> ``recall@k``, ``auroc_p_holm``
     -> ``p_value``; names without a kind of their own map to ``default``."""
-    for suffix in DERIVED_SUFFIXES:
-        if metric.endswith(suffix):
-            return metric_kind(metric.removesuffix(suffix))
-    if metric.startswith("recall@"):
-        return "recall@k"
-    if metric.endswith("_p_holm") or metric in ("p", "p_value"):
-        return "p_value"
-    return metric if metric in DEFAULT_TOLERANCES else "default"
-
-
-def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when neither is."""
-    if metric.endswith("_gap"):
-        return -1
-    if metric.endswith("_sd"):
-        return 0
-    kind = metric_kind(metric)
-    if kind in HIGHER_IS_BETTER:
-        return 1
-    if kind in LOWER_IS_BETTER:
-        return -1
-    return 0
+    return spec_or_default(metric).kind
 
 
 @dataclass(frozen=True)
@@ -117,26 +93,16 @@ class Drift:
         return str(self.key[_METRIC])
 
 
-def index_records(doc: dict, source: str) -> dict[Key, dict]:
-    """Records of a results document keyed by ``KEY_FIELDS``; duplicates are an error."""
-    records = doc.get("records") if isinstance(doc, dict) else None
-    if not isinstance(records, list):
-        raise ValueError(f"{source}: expected a JSON object with a 'records' list")
-    out: dict[Key, dict] = {}
-    for i, rec in enumerate(records):
-        missing = [f for f in RECORD_FIELDS if f not in rec]
-        if missing:
-            raise ValueError(f"{source}: record {i} lacks {', '.join(missing)}")
-        key = tuple(rec.get(f) for f in KEY_FIELDS)
-        if key in out:
-            raise ValueError(f"{source}: record {i} repeats the key {key}")
-        out[key] = rec
-    return out
-
-
-def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
-                 ci_mode: bool, worse_only: bool, allow_n_change: bool = False,
-                 calibrated: dict | None = None) -> Drift:
+def _compare_one(
+    key: Key,
+    base: dict,
+    new: dict,
+    tolerances: dict[str, float],
+    ci_mode: bool,
+    worse_only: bool,
+    allow_n_change: bool = False,
+    calibrated: dict | None = None,
+) -> Drift:
     drift = _compare_values(key, base, new, tolerances, ci_mode, worse_only, calibrated)
     nb, nr = base["n"], new["n"]
     if nb == nr or allow_n_change:
@@ -147,28 +113,52 @@ def _compare_one(key: Key, base: dict, new: dict, tolerances: dict[str, float],
 def _calibrated_limit(entry: dict, reruns: int) -> str:
     if entry["limit"] > entry["floor"]:
         return f"±{entry['limit']:.3g} (calibrated: {reruns} reruns moved it {entry['spread']:.3g})"
-    return f"±{entry['limit']:.3g} (calibration floor; {reruns} reruns moved it " \
-           f"{entry['spread']:.3g})"
+    return (
+        f"±{entry['limit']:.3g} (calibration floor; {reruns} reruns moved it {entry['spread']:.3g})"
+    )
 
 
-def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float],
-                    ci_mode: bool, worse_only: bool, calibrated: dict | None = None) -> Drift:
+def _compare_values(
+    key: Key,
+    base: dict,
+    new: dict,
+    tolerances: dict[str, float],
+    ci_mode: bool,
+    worse_only: bool,
+    calibrated: dict | None = None,
+) -> Drift:
     b, r = base["value"], new["value"]
     if b is None or r is None:
         failed = (b is None) != (r is None)
-        reason = "became null" if r is None and failed else "stopped being null" if failed \
+        reason = (
+            "became null"
+            if r is None and failed
+            else "stopped being null"
+            if failed
             else "null on both sides"
+        )
         return Drift(key, b, r, None, "-", None, failed, reason)
     delta = r - b
     sign = direction(str(key[_METRIC]))
     worse = None if sign == 0 or delta == 0 else (delta * sign < 0)
     lo, hi = base["ci_low"], base["ci_high"]
-    entry = None if calibrated is None else calibrated["limits"].get(
-        _key_string(key, calibrated.get("key_fields")))
-    if entry is not None and not ci_mode:
+    entry = (
+        None
+        if calibrated is None
+        else calibrated["limits"].get(_key_string(key, calibrated.get("key_fields")))
+    )
+    if calibrated is not None and entry is not None and not ci_mode:
         if entry["status"] != "gated":
-            return Drift(key, b, r, delta, "-", worse, False,
-                         f"not gated: {entry['status'].replace('_', ' ')} ({entry['reason']})")
+            return Drift(
+                key,
+                b,
+                r,
+                delta,
+                "-",
+                worse,
+                False,
+                f"not gated: {entry['status'].replace('_', ' ')} ({entry['reason']})",
+            )
         outside = abs(delta) > entry["limit"] + 1e-12
         limit = _calibrated_limit(entry, calibrated["reruns"])
         reason = "beyond calibrated limit" if outside else "within calibrated limit"
@@ -188,11 +178,17 @@ def _compare_values(key: Key, base: dict, new: dict, tolerances: dict[str, float
     return Drift(key, b, r, delta, limit, worse, failed, reason)
 
 
-def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | None = None,
-            ci_mode: bool = False, worse_only: bool = False,
-            allow_n_change: bool = False) -> list[Drift]:
+def compare(
+    baseline: dict,
+    results: dict,
+    *,
+    tolerances: dict[str, float] | None = None,
+    ci_mode: bool = False,
+    worse_only: bool = False,
+    allow_n_change: bool = False,
+) -> list[Drift]:
     """One ``Drift`` per key present on either side, in the baseline's order then new keys."""
-    tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
+    tol = {**tolerance_kinds(), **(tolerances or {})}
     base = index_records(baseline, "baseline")
     new = index_records(results, "results")
     calibrated = baseline.get("gate") if isinstance(baseline, dict) else None
@@ -201,10 +197,16 @@ def compare(baseline: dict, results: dict, *, tolerances: dict[str, float] | Non
         if key not in new:
             out.append(Drift(key, rec["value"], None, None, "-", None, True, "missing in results"))
         else:
-            out.append(_compare_one(key, rec, new[key], tol, ci_mode, worse_only,
-                                    allow_n_change, calibrated))
-    out.extend(Drift(key, None, rec["value"], None, "-", None, True, "missing in baseline")
-               for key, rec in new.items() if key not in base)
+            out.append(
+                _compare_one(
+                    key, rec, new[key], tol, ci_mode, worse_only, allow_n_change, calibrated
+                )
+            )
+    out.extend(
+        Drift(key, None, rec["value"], None, "-", None, True, "missing in baseline")
+        for key, rec in new.items()
+        if key not in base
+    )
     return out
 
 
@@ -215,16 +217,17 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
     for item in items:
         kind, sep, value = item.partition("=")
         if not sep or (kind not in DEFAULT_TOLERANCES and kind != "all"):
-            raise ValueError(f"--tolerance {item!r}: expected KIND=VALUE with KIND one of "
-                             f"all, {', '.join(DEFAULT_TOLERANCES)}")
+            raise ValueError(
+                f"--tolerance {item!r}: expected KIND=VALUE with KIND one of "
+                f"all, {', '.join(DEFAULT_TOLERANCES)}"
+            )
         try:
             number = float(value)
         except ValueError:
             raise ValueError(f"--tolerance {item!r}: {value!r} is not a number") from None
         if not math.isfinite(number) or number < 0:
             raise ValueError(f"--tolerance {item!r}: expected a finite value >= 0")
-        out.update(dict.fromkeys(DEFAULT_TOLERANCES, number) if kind == "all"
-                   else {kind: number})
+        out.update(dict.fromkeys(DEFAULT_TOLERANCES, number) if kind == "all" else {kind: number})
     return out
 
 
@@ -262,10 +265,20 @@ def print_report(drifts: list[Drift], file=None) -> None:
     ungated = [d for d in drifts if d.reason.startswith("not gated")]
     if shown:
         table = Table(title="Drift against baseline")
-        for col in ("record", "modalities", "metric", "baseline", "result", "delta", "way",
-                    "limit", "status"):
-            table.add_column(col, justify="right" if col in ("baseline", "result", "delta")
-                             else "left")
+        for col in (
+            "record",
+            "modalities",
+            "metric",
+            "baseline",
+            "result",
+            "delta",
+            "way",
+            "limit",
+            "status",
+        ):
+            table.add_column(
+                col, justify="right" if col in ("baseline", "result", "delta") else "left"
+            )
         for d in shown:
             way = "—" if d.worse is None else "worse" if d.worse else "better"
             delta = "" if d.delta is None else f"{d.delta:+.4g}"
@@ -275,44 +288,75 @@ def print_report(drifts: list[Drift], file=None) -> None:
             cells = (*_describe(d.key), d.metric, base, result, delta, way, d.limit)
             table.add_row(*(escape(c) for c in cells), status)
         console.print(table)
-    console.print(f"{len(drifts)} records compared, {len(shown)} moved or missing, "
-                  f"{failed} failed", markup=False)
+    console.print(
+        f"{len(drifts)} records compared, {len(shown)} moved or missing, {failed} failed",
+        markup=False,
+    )
     if ungated:
         kinds: dict[str, int] = {}
         for d in ungated:
             what = d.reason.split(" (")[0].removeprefix("not gated: ")
             kinds[what] = kinds.get(what, 0) + 1
-        console.print(f"{len(ungated)} records not gated on their value (calibration: "
-                      + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) + ")",
-                      markup=False)
+        console.print(
+            f"{len(ungated)} records not gated on their value (calibration: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+            + ")",
+            markup=False,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="baseline results.json")
-    parser.add_argument("--results", type=Path, default=None,
-                        help="this run's results.json (not with --calibrate)")
-    parser.add_argument("--calibrate", type=Path, nargs="+", default=None, metavar="RERUN",
-                        help="learn per-record limits from reruns of the baseline's job under "
-                             "other float orders and write them into the baseline")
-    parser.add_argument("--factor", type=float, default=None,
-                        help="with --calibrate: limit = factor x largest rerun deviation "
-                             "(default 3)")
-    parser.add_argument("--min-n", type=int, default=None,
-                        help="with --calibrate: records on fewer patients are too small to "
-                             "gate (default 30)")
-    parser.add_argument("--tolerance", action="append", default=[], metavar="KIND=VALUE",
-                        help="absolute tolerance per metric kind (all=X sets every kind); "
-                             "kinds: "
-                             + ", ".join(f"{k} (default {v:g})"
-                                         for k, v in DEFAULT_TOLERANCES.items()))
-    parser.add_argument("--ci-mode", action="store_true",
-                        help="fail when a value leaves the baseline's 95%% CI instead")
-    parser.add_argument("--worse-only", action="store_true",
-                        help="fail only on movement in the worse direction")
-    parser.add_argument("--allow-n-change", action="store_true",
-                        help="do not fail a record whose n (patients scored) changed")
-    parser.add_argument("--update", action="store_true",
-                        help="rewrite the baseline with these results (after printing drift)")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="this run's results.json (not with --calibrate)"
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="RERUN",
+        help="learn per-record limits from reruns of the baseline's job under "
+        "other float orders and write them into the baseline",
+    )
+    parser.add_argument(
+        "--factor",
+        type=float,
+        default=None,
+        help="with --calibrate: limit = factor x largest rerun deviation (default 3)",
+    )
+    parser.add_argument(
+        "--min-n",
+        type=int,
+        default=None,
+        help="with --calibrate: records on fewer patients are too small to gate (default 30)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="KIND=VALUE",
+        help="absolute tolerance per metric kind (all=X sets every kind); "
+        "kinds: " + ", ".join(f"{k} (default {v:g})" for k, v in DEFAULT_TOLERANCES.items()),
+    )
+    parser.add_argument(
+        "--ci-mode",
+        action="store_true",
+        help="fail when a value leaves the baseline's 95%% CI instead",
+    )
+    parser.add_argument(
+        "--worse-only", action="store_true", help="fail only on movement in the worse direction"
+    )
+    parser.add_argument(
+        "--allow-n-change",
+        action="store_true",
+        help="do not fail a record whose n (patients scored) changed",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rewrite the baseline with these results (after printing drift)",
+    )
 
 
 def _load(path: Path, what: str) -> dict:
@@ -332,24 +376,30 @@ def run_calibrate(args: argparse.Namespace) -> int:
     """``--calibrate``: write the ``"gate"`` block into the baseline; print what it can catch."""
     from clerc.calibration import CalibrationSettings, calibrate, detectable
 
-    try:
-        baseline = _load(args.baseline, "baseline")
-        reruns = [_load(p, "rerun") for p in args.calibrate]
-        kw = {k: v for k, v in (("factor", args.factor), ("min_n", args.min_n)) if v is not None}
-        block = calibrate(baseline, reruns, settings=CalibrationSettings(**kw),
-                          description=", ".join(str(p) for p in args.calibrate))
-    except ValueError as err:
-        print(f"clerc gate: {err}", file=sys.stderr)
-        return 2
+    baseline = _load(args.baseline, "baseline")
+    reruns = [_load(p, "rerun") for p in args.calibrate]
+    kw = {k: v for k, v in (("factor", args.factor), ("min_n", args.min_n)) if v is not None}
+    block = calibrate(
+        baseline,
+        reruns,
+        settings=CalibrationSettings(**kw),
+        description=", ".join(str(p) for p in args.calibrate),
+    )
     baseline["gate"] = block
     args.baseline.write_text(json.dumps(baseline, indent=1) + "\n")
-    print(f"baseline {args.baseline}: limits for {len(block['limits'])} records from "
-          f"{len(reruns)} reruns (factor {block['factor']:g}, min n {block['min_n']})")
-    print(f"{'metric kind':<18} {'gated':>5} {'too small':>9} {'too noisy':>9} "
-          f"{'smallest':>9} {'median':>9} {'largest':>9}  (limits: drifts the gate catches)")
+    print(
+        f"baseline {args.baseline}: limits for {len(block['limits'])} records from "
+        f"{len(reruns)} reruns (factor {block['factor']:g}, min n {block['min_n']})"
+    )
+    print(
+        f"{'metric kind':<18} {'gated':>5} {'too small':>9} {'too noisy':>9} "
+        f"{'smallest':>9} {'median':>9} {'largest':>9}  (limits: drifts the gate catches)"
+    )
     for kind, row in detectable(block).items():
-        print(f"{kind:<18} {row['gated']:>5} {row['too_small']:>9} {row['too_noisy']:>9} "
-              f"{row['smallest']:>9.3g} {row['median']:>9.3g} {row['largest']:>9.3g}")
+        print(
+            f"{kind:<18} {row['gated']:>5} {row['too_small']:>9} {row['too_noisy']:>9} "
+            f"{row['smallest']:>9.3g} {row['median']:>9.3g} {row['largest']:>9.3g}"
+        )
     return 0
 
 
@@ -357,25 +407,29 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate:
         return run_calibrate(args)
     if args.results is None:
-        print("clerc gate: give --results RESULTS.json (or --calibrate RERUN.json ...)",
-              file=sys.stderr)
-        return 2
-    try:
-        results = _load(args.results, "results")
-        baseline = {"records": []} if args.update and not args.baseline.exists() \
-            else _load(args.baseline, "baseline")
-        drifts = compare(baseline, results, tolerances=parse_tolerances(args.tolerance),
-                         ci_mode=args.ci_mode, worse_only=args.worse_only,
-                         allow_n_change=args.allow_n_change)
-    except ValueError as err:
-        print(f"clerc gate: {err}", file=sys.stderr)
-        return 2
+        raise UserError("give --results RESULTS.json (or --calibrate RERUN.json ...)")
+    results = _load(args.results, "results")
+    baseline = (
+        {"records": []}
+        if args.update and not args.baseline.exists()
+        else _load(args.baseline, "baseline")
+    )
+    drifts = compare(
+        baseline,
+        results,
+        tolerances=parse_tolerances(args.tolerance),
+        ci_mode=args.ci_mode,
+        worse_only=args.worse_only,
+        allow_n_change=args.allow_n_change,
+    )
     print_report(drifts)
     if args.update:
         args.baseline.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.results, args.baseline)
-        print(f"baseline {args.baseline} rewritten from {args.results} "
-              f"({len(results['records'])} records)")
+        print(
+            f"baseline {args.baseline} rewritten from {args.results} "
+            f"({len(results['records'])} records)"
+        )
         if "gate" in baseline:
             print("its calibrated limits were dropped: recalibrate with --calibrate")
         return 0

@@ -6,10 +6,12 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from clerc.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(UserError, KeyError):
     """Raised when a name is not in a registry; the message lists close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable

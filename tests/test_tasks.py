@@ -13,6 +13,7 @@ import pytest
 from clerc.data.manifest import read_manifest
 from clerc.evaluate.embeddings import Embeddings, normalize_rows
 from clerc.evaluate.registry import TASKS, Context, load_definitions, load_tasks, task_names
+from clerc.evaluate.results import CELL_FIELDS
 from clerc.evaluate.tasks.common import cell_key, study_mean
 from clerc.evaluate.tasks.probe import probe_cell
 from clerc.evaluate.tasks.retrieval import pair_records
@@ -71,7 +72,7 @@ def test_zero_shot_binary_on_planted_prompts(tmp_path):
     assert [r.metric for r in rec] == ["auroc", "auprc"]
     assert rec[0].value == 1.0 and rec[0].modality == "ecg_waveform"
     assert rec[0].task == "rbbb" and rec[0].setting == "zero_shot"
-    assert ctx.predictions and ctx.predictions[0]["cell"].iloc[0] == cell_key(
+    assert rec.predictions and rec.predictions[0]["cell"].iloc[0] == cell_key(
         {"table": "table4", "task": "rbbb", "setting": "zero_shot", "query_modality": None,
          "gallery_modality": None, "modality": "ecg_waveform", "label_modality": "ecg_waveform"})
 
@@ -141,7 +142,7 @@ def test_cross_modal_gap_drops_far_labels(tmp_path):
     # echo studies are 1 day before the ECG labels: nothing within 12 hours
     r = probe_cell(ctx, DEFS["rbbb"], "table5", "echo_video")[0]
     assert r.value is None and "0 labelled train samples" in r.note
-    ok = probe_cell(dataclasses.replace(ctx, max_gap=timedelta(days=2), cache={}),
+    ok = probe_cell(dataclasses.replace(ctx, max_gap=timedelta(days=2)),
                     DEFS["rbbb"], "table5", "echo_video")[0]
     assert ok.value is not None and "within 2 days; 0 of 12 test studies had none" in ok.note
 
@@ -251,3 +252,27 @@ def test_table5_pacemaker_echo_cell_takes_the_echo_label():
     keys = [(d.label, m) for d, m in cells]
     assert len(keys) == len(set(keys))
     assert {("lvef", m) for m in DIAGNOSTIC} <= set(keys) and ("rbbb", "echo_video") in keys
+
+
+def test_probe_memo_is_keyed_on_everything_the_fit_reads(tmp_path):
+    ctx = _ctx(tmp_path, n=40, noise=0.0)
+    first = probe_cell(ctx, DEFS["rbbb"], "table4", "ecg_waveform")
+    held = len(ctx.memo)  # the probe fit (and the pairing key of the manifest)
+    assert first[0].value is not None
+    again = probe_cell(ctx, DEFS["rbbb"], "table5", "ecg_waveform")  # Table 5's diagonal
+    assert len(ctx.memo) == held and again[0].value == first[0].value
+    rng = np.random.default_rng(1)
+    noise = normalize_rows(rng.normal(size=ctx.embeddings.vectors.shape)).astype(np.float32)
+    other = dataclasses.replace(ctx, embeddings=dataclasses.replace(ctx.embeddings,
+                                                                   vectors=noise))
+    random = probe_cell(other, DEFS["rbbb"], "table4", "ecg_waveform")
+    assert len(ctx.memo) == held + 1 and random[0].value != first[0].value
+
+
+def test_tasks_return_predictions_and_leave_the_context_alone(tmp_path):
+    ctx = _ctx(tmp_path, n=40, n_resamples=0)
+    before = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx) if f.name != "memo"}
+    out = load_tasks().get("linear_probe").run(ctx)
+    assert all(getattr(ctx, k) is v for k, v in before.items())
+    cells = {r.key()[:len(CELL_FIELDS)] for r in out if r.value is not None}
+    assert len(out.predictions) == len(cells)

@@ -39,8 +39,21 @@ NO_SAMPLE = "patient has no sample"
 MISSING_ID = "missing id"
 
 REASONS: tuple[str, ...] = (
-    MISSING_FILE, UNREADABLE_FILE, BAD_TIME, NO_TIME, NO_LABEL, UNPARSEABLE_VALUE, UNCERTAIN,
-    BEYOND_GAP, STILL, NON_FRONTAL, UNKNOWN_VIEW, EMPTY_REPORT, UNKNOWN_SPLIT, DUPLICATE, NO_SAMPLE,
+    MISSING_FILE,
+    UNREADABLE_FILE,
+    BAD_TIME,
+    NO_TIME,
+    NO_LABEL,
+    UNPARSEABLE_VALUE,
+    UNCERTAIN,
+    BEYOND_GAP,
+    STILL,
+    NON_FRONTAL,
+    UNKNOWN_VIEW,
+    EMPTY_REPORT,
+    UNKNOWN_SPLIT,
+    DUPLICATE,
+    NO_SAMPLE,
     MISSING_ID,
 )
 
@@ -63,15 +76,20 @@ class SourceTally:
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "kept": self.kept, "dropped": dict(self.dropped),
-                "examples": self.examples}
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "dropped": dict(self.dropped),
+            "examples": self.examples,
+        }
 
 
 class Account:
     """Rows read, kept and dropped (with reasons) per source, plus the run's settings."""
 
-    def __init__(self, dataset: str, settings: Mapping[str, Any] | None = None, *,
-                 progress: Any = None) -> None:
+    def __init__(
+        self, dataset: str, settings: Mapping[str, Any] | None = None, *, progress: Any = None
+    ) -> None:
         self.dataset = dataset
         self.settings: dict[str, Any] = dict(settings or {})
         self.notes: dict[str, Any] = {}
@@ -111,7 +129,7 @@ class Account:
         refs = list(refs)[:MAX_EXAMPLES]
         self.drop(source, reason, refs[0] if refs else "", n)
         examples = self.sources[source].examples[reason]
-        examples.extend(refs[1:MAX_EXAMPLES - len(examples) + 1])
+        examples.extend(refs[1 : MAX_EXAMPLES - len(examples) + 1])
 
     def say(self, text: str) -> None:
         """A message printed under the table and kept in ``account.json``."""
@@ -176,8 +194,11 @@ def table_path(path: Path) -> Path | None:
     """The table as released, gzipped or not: ``x.csv`` or ``x.csv.gz`` (either name may be
     given; the exact one wins), or None when neither exists."""
     path = Path(path)
-    other = path.with_name(path.name[:-3]) if path.name.endswith(".gz") \
+    other = (
+        path.with_name(path.name[:-3])
+        if path.name.endswith(".gz")
         else path.with_name(path.name + ".gz")
+    )
     return next((p for p in (path, other) if p.is_file()), None)
 
 
@@ -233,17 +254,21 @@ def split_fraction(patient_id: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def assign_splits(patient_ids: Iterable[str], seed: int,
-                  official: Mapping[str, str] | None = None,
-                  fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> dict[str, str]:
+def assign_splits(
+    patient_ids: Iterable[str],
+    seed: int,
+    official: Mapping[str, str] | None = None,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+) -> dict[str, str]:
     """patient_id -> split. An official split wins; the rest are hashed with ``seed``.
 
     Hashing each patient on its own keeps a patient's split unchanged when other
     patients are added or removed, and the same seed always gives the same splits.
     """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, "
-                         f"got {fractions}")
+        raise ValueError(
+            f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
     official = dict(official or {})
     bad = {p: s for p, s in official.items() if s not in SPLITS}
     if bad:
@@ -254,24 +279,37 @@ def assign_splits(patient_ids: Iterable[str], seed: int,
             out[pid] = official[pid]
             continue
         u = split_fraction(pid, seed)
-        out[pid] = "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] \
-            else "test"
+        out[pid] = (
+            "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
+        )
     return out
 
 
-def finish(out: str | Path, samples: pd.DataFrame, labels: pd.DataFrame,
-           patients: pd.DataFrame, account: Account, *, quiet: bool = False) -> Path:
+def finish(
+    out: str | Path,
+    samples: pd.DataFrame,
+    labels: pd.DataFrame,
+    patients: pd.DataFrame,
+    account: Account,
+    *,
+    quiet: bool = False,
+) -> Path:
     """Write the manifest and ``account.json`` into ``out``; print the account."""
     out = Path(out)
     write_manifest(out, samples, labels, patients)
     account.outputs = {
-        "samples": {str(k): int(v) for k, v in samples["modality"].value_counts().sort_index()
-                    .items()},
+        "samples": {
+            str(k): int(v) for k, v in samples["modality"].value_counts().sort_index().items()
+        },
         "labels": {str(k): int(v) for k, v in labels["task"].value_counts().sort_index().items()},
         "patients": len(patients),
-        "splits": {str(k): int(v) for k, v in
-                   samples.drop_duplicates("patient_id")["split"].value_counts().sort_index()
-                   .items()},
+        "splits": {
+            str(k): int(v)
+            for k, v in samples.drop_duplicates("patient_id")["split"]
+            .value_counts()
+            .sort_index()
+            .items()
+        },
     }
     account.write(out / "account.json")
     if not quiet:
@@ -279,8 +317,9 @@ def finish(out: str | Path, samples: pd.DataFrame, labels: pd.DataFrame,
     return out
 
 
-def drop_beyond_gap(samples: pd.DataFrame, labels: pd.DataFrame, max_gap_days: float | None,
-                    account: Account) -> pd.DataFrame:
+def drop_beyond_gap(
+    samples: pd.DataFrame, labels: pd.DataFrame, max_gap_days: float | None, account: Account
+) -> pd.DataFrame:
     """Labels within ``max_gap_days`` of a sample of their own modality and patient.
 
     A label whose ``source_modality`` has no sample of the same patient within the gap
@@ -288,16 +327,28 @@ def drop_beyond_gap(samples: pd.DataFrame, labels: pd.DataFrame, max_gap_days: f
     """
     if max_gap_days is None or labels.empty:
         return labels
-    left = labels.assign(_row=range(len(labels)),
-                         _t=pd.to_datetime(labels["measured_at"]).astype("datetime64[ns]"),
-                         _p=labels["patient_id"].astype(str),
-                         _m=labels["source_modality"].astype(str)).sort_values("_t")
-    right = pd.DataFrame({"_t": pd.to_datetime(samples["acquired_at"]).astype("datetime64[ns]"),
-                          "_p": samples["patient_id"].astype(str),
-                          "_m": samples["modality"].astype(str)})
+    left = labels.assign(
+        _row=range(len(labels)),
+        _t=pd.to_datetime(labels["measured_at"]).astype("datetime64[ns]"),
+        _p=labels["patient_id"].astype(str),
+        _m=labels["source_modality"].astype(str),
+    ).sort_values("_t")
+    right = pd.DataFrame(
+        {
+            "_t": pd.to_datetime(samples["acquired_at"]).astype("datetime64[ns]"),
+            "_p": samples["patient_id"].astype(str),
+            "_m": samples["modality"].astype(str),
+        }
+    )
     right = right.dropna(subset=["_t"]).sort_values("_t").assign(_hit=True)
-    near = pd.merge_asof(left.dropna(subset=["_t"]), right, on="_t", by=["_p", "_m"],
-                         direction="nearest", tolerance=pd.Timedelta(days=max_gap_days))
+    near = pd.merge_asof(
+        left.dropna(subset=["_t"]),
+        right,
+        on="_t",
+        by=["_p", "_m"],
+        direction="nearest",
+        tolerance=pd.Timedelta(days=max_gap_days),
+    )
     keep = np.zeros(len(labels), bool)
     keep[near.loc[near["_hit"].eq(True), "_row"].to_numpy(dtype=np.int64)] = True
     tasks = labels["task"].astype(str).to_numpy()
@@ -307,19 +358,23 @@ def drop_beyond_gap(samples: pd.DataFrame, labels: pd.DataFrame, max_gap_days: f
         account.read(source, len(rows))
         account.keep(source, kept)
         lost = rows[~keep[rows]]
-        refs = (f"patient_id={labels['patient_id'].iloc[i]} study_id="
-                f"{labels['study_id'].iloc[i]} measured_at={labels['measured_at'].iloc[i]}"
-                for i in lost[:MAX_EXAMPLES])
+        refs = (
+            f"patient_id={labels['patient_id'].iloc[i]} study_id="
+            f"{labels['study_id'].iloc[i]} measured_at={labels['measured_at'].iloc[i]}"
+            for i in lost[:MAX_EXAMPLES]
+        )
         account.drop_many(source, BEYOND_GAP, len(lost), refs)
     return labels[keep].reset_index(drop=True)
 
 
-def drop_orphan_labels(labels: pd.DataFrame, patient_ids: set[str],
-                       account: Account) -> pd.DataFrame:
+def drop_orphan_labels(
+    labels: pd.DataFrame, patient_ids: set[str], account: Account
+) -> pd.DataFrame:
     """Labels of patients that have at least one sample; the others are counted."""
     keep = labels["patient_id"].isin(patient_ids)
     for r in labels[~keep].itertuples(index=False):
         account.read(f"labels {r.task}")
-        account.drop(f"labels {r.task}", NO_SAMPLE,
-                     f"patient_id={r.patient_id} study_id={r.study_id}")
+        account.drop(
+            f"labels {r.task}", NO_SAMPLE, f"patient_id={r.patient_id} study_id={r.study_id}"
+        )
     return labels[keep].reset_index(drop=True)

@@ -67,23 +67,39 @@ def read_echonet(root: Path, account: Account) -> tuple[list, list, dict]:
             continue
         account.keep(FILELIST)
         splits[name] = split
-        samples.append({"patient_id": name, "study_id": f"echonet:{name}",
-                        "sample_id": f"echonet:{name}", "modality": "echo_video",
-                        "acquired_at": PLACEHOLDER_TIME, "path": str(video), "text": None})
+        samples.append(
+            {
+                "patient_id": name,
+                "study_id": f"echonet:{name}",
+                "sample_id": f"echonet:{name}",
+                "modality": "echo_video",
+                "acquired_at": PLACEHOLDER_TIME,
+                "path": str(video),
+                "text": None,
+            }
+        )
         account.read("FileList.csv EF")
         ef = _ef(r["EF"])
         if ef is None:
             account.drop("FileList.csv EF", UNPARSEABLE_VALUE, f"{ref} EF={r['EF']!r}")
             continue
         account.keep("FileList.csv EF")
-        labels.append({"patient_id": name, "study_id": f"echonet:{name}", "task": "lvef",
-                       "value": ef, "measured_at": PLACEHOLDER_TIME,
-                       "source_modality": "echo_video"})
+        labels.append(
+            {
+                "patient_id": name,
+                "study_id": f"echonet:{name}",
+                "task": "lvef",
+                "value": ef,
+                "measured_at": PLACEHOLDER_TIME,
+                "source_modality": "echo_video",
+            }
+        )
     return samples, labels, splits
 
 
-def adapt_echonet(root: str | Path, out: str | Path, *, quiet: bool = False,
-                  progress: Any = None) -> Path:
+def adapt_echonet(
+    root: str | Path, out: str | Path, *, quiet: bool = False, progress: Any = None
+) -> Path:
     """Write the manifest and account.json for an EchoNet-Dynamic copy at ``root``."""
     root = Path(root).resolve()
     if not root.is_dir():
@@ -96,7 +112,13 @@ def adapt_echonet(root: str | Path, out: str | Path, *, quiet: bool = False,
     samples = samples.assign(split=samples["patient_id"].map(splits))
     labels = labels_frame(label_rows)
     ids = sorted(splits)
-    patients = pd.DataFrame({"patient_id": ids, "sex": pd.Series([None] * len(ids), dtype=object),
-                             "anchor_age": float("nan"), "anchor_time": PLACEHOLDER_TIME,
-                             "race": None})
+    patients = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "sex": pd.Series([None] * len(ids), dtype=object),
+            "anchor_age": float("nan"),
+            "anchor_time": PLACEHOLDER_TIME,
+            "race": None,
+        }
+    )
     return finish(out, samples, labels, patients, account, quiet=quiet)

@@ -48,8 +48,9 @@ class MimicOptions:
         if not any((self.ecg, self.cxr, self.echo)):
             raise ValueError("give at least one of --ecg, --cxr, --echo")
         if self.uncertain not in UNCERTAIN_RULES:
-            raise ValueError(f"uncertain must be one of {tuple(UNCERTAIN_RULES)}, "
-                             f"got {self.uncertain!r}")
+            raise ValueError(
+                f"uncertain must be one of {tuple(UNCERTAIN_RULES)}, got {self.uncertain!r}"
+            )
         if self.max_gap_days is not None and not self.max_gap_days >= 0:
             raise ValueError(f"max_gap_days must be >= 0, got {self.max_gap_days}")
         if self.cxr_reports is not None and self.cxr is None:
@@ -70,8 +71,15 @@ def read_parts(opts: MimicOptions, account: Account) -> list[Part]:
     if opts.ecg is not None:
         parts.append(read_mimic_ecg(opts.ecg, account))
     if opts.cxr is not None:
-        parts.append(read_mimic_cxr(opts.cxr, account, reports=opts.cxr_reports,
-                                    uncertain=opts.uncertain, all_views=opts.all_views))
+        parts.append(
+            read_mimic_cxr(
+                opts.cxr,
+                account,
+                reports=opts.cxr_reports,
+                uncertain=opts.uncertain,
+                all_views=opts.all_views,
+            )
+        )
     if opts.echo is not None:
         parts.append(read_mimic_echo(opts.echo, account))
     return parts
@@ -84,8 +92,9 @@ def adapt_mimic(opts: MimicOptions, *, quiet: bool = False, progress: Any = None
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
     account = Account("mimic", settings, progress=progress)
     account.notes["study_ids"] = "prefixed per module (ecg:, cxr:, echo:); joined on subject_id"
-    account.notes["chexpert_rule"] = (f"1 -> 1, 0 -> 0, -1 (uncertain) -> {opts.uncertain}, "
-                                      "blank (unmentioned) -> dropped")
+    account.notes["chexpert_rule"] = (
+        f"1 -> 1, 0 -> 0, -1 (uncertain) -> {opts.uncertain}, blank (unmentioned) -> dropped"
+    )
     parts = read_parts(opts, account)
     samples = pd.concat([p.samples for p in parts] or [samples_frame([])], ignore_index=True)
     labels = pd.concat([p.labels for p in parts] or [labels_frame([])], ignore_index=True)

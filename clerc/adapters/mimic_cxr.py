@@ -64,13 +64,20 @@ def study_time(date: object, time: object) -> pd.Timestamp | None:
         return None
     d = d[:-2] if d.endswith(".0") else d
     whole, _, frac = t.partition(".")
-    if not (len(d) == 8 and d.isdigit() and whole.isdigit() and len(whole) <= 6
-            and (frac == "" or frac.isdigit())):
+    if not (
+        len(d) == 8
+        and d.isdigit()
+        and whole.isdigit()
+        and len(whole) <= 6
+        and (frac == "" or frac.isdigit())
+    ):
         return None
     whole = whole.zfill(6)
     try:
-        return pd.Timestamp(f"{d[:4]}-{d[4:6]}-{d[6:]} {whole[:2]}:{whole[2:4]}:{whole[4:]}"
-                            + (f".{frac}" if frac else ""))
+        return pd.Timestamp(
+            f"{d[:4]}-{d[4:6]}-{d[6:]} {whole[:2]}:{whole[2:4]}:{whole[4:]}"
+            + (f".{frac}" if frac else "")
+        )
     except ValueError:
         return None
 
@@ -83,7 +90,7 @@ def report_sections(text: str) -> str | None:
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
         name = m.group(1).strip()
         if name in ("FINDINGS", "IMPRESSION"):
-            found[name] = " ".join(text[m.end():end].split())
+            found[name] = " ".join(text[m.end() : end].split())
     body = " ".join(v for k in ("FINDINGS", "IMPRESSION") if (v := found.get(k)))
     if body:
         return body
@@ -99,8 +106,9 @@ def study_dir(root: Path, subject: str, study: str) -> Path:
 def _images(root: Path, all_views: bool, account: Account) -> tuple[list, dict]:
     path = root / METADATA
     df = read_csv(path)
-    require_columns(df, path, ("dicom_id", "subject_id", "study_id", "ViewPosition",
-                               "StudyDate", "StudyTime"))
+    require_columns(
+        df, path, ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime")
+    )
     rows: list[dict] = []
     first: dict[str, tuple[str, pd.Timestamp]] = {}
     for i, r in enumerate(df.itertuples(index=False), start=2):
@@ -112,24 +120,34 @@ def _images(root: Path, all_views: bool, account: Account) -> tuple[list, dict]:
             continue
         t = study_time(r.StudyDate, r.StudyTime)
         if t is None:
-            account.drop(METADATA, BAD_TIME, f"{ref} StudyDate={r.StudyDate!r} "
-                                             f"StudyTime={r.StudyTime!r}")
+            account.drop(
+                METADATA, BAD_TIME, f"{ref} StudyDate={r.StudyDate!r} StudyTime={r.StudyTime!r}"
+            )
             continue
         if study not in first or t < first[study][1]:
             first[study] = (pid, t)
         view = text_or_none(r.ViewPosition)
         if not all_views and view not in FRONTAL:
-            account.drop(METADATA, NON_FRONTAL if view else UNKNOWN_VIEW,
-                         f"{ref} ViewPosition={view!r}")
+            account.drop(
+                METADATA, NON_FRONTAL if view else UNKNOWN_VIEW, f"{ref} ViewPosition={view!r}"
+            )
             continue
         jpg = study_dir(root, pid, study) / f"{dicom}.jpg"
         if not jpg.is_file():
             account.drop(METADATA, MISSING_FILE, f"{ref} path={jpg}")
             continue
         account.keep(METADATA)
-        rows.append({"patient_id": pid, "study_id": f"cxr:{study}",
-                     "sample_id": f"cxr:{dicom}", "modality": "cxr_image",
-                     "acquired_at": t, "path": str(jpg), "text": None})
+        rows.append(
+            {
+                "patient_id": pid,
+                "study_id": f"cxr:{study}",
+                "sample_id": f"cxr:{dicom}",
+                "modality": "cxr_image",
+                "acquired_at": t,
+                "path": str(jpg),
+                "text": None,
+            }
+        )
     return rows, first
 
 
@@ -147,9 +165,17 @@ def _reports(root: Path, first: dict, account: Account) -> list[dict]:
             account.drop(source, EMPTY_REPORT, str(txt))
             continue
         account.keep(source)
-        rows.append({"patient_id": pid, "study_id": f"cxr:{study}",
-                     "sample_id": f"cxr:{study}:text", "modality": "cxr_text",
-                     "acquired_at": t, "path": None, "text": text})
+        rows.append(
+            {
+                "patient_id": pid,
+                "study_id": f"cxr:{study}",
+                "sample_id": f"cxr:{study}:text",
+                "modality": "cxr_text",
+                "acquired_at": t,
+                "path": None,
+                "text": text,
+            }
+        )
     return rows
 
 
@@ -186,9 +212,16 @@ def _labels(root: Path, first: dict, uncertain: str, account: Account) -> list[d
                 account.drop(source, reason, ref)
                 continue
             account.keep(source)
-            rows.append({"patient_id": pid, "study_id": f"cxr:{study}", "task": task,
-                         "value": value, "measured_at": first[study][1],
-                         "source_modality": "cxr_image"})
+            rows.append(
+                {
+                    "patient_id": pid,
+                    "study_id": f"cxr:{study}",
+                    "task": task,
+                    "value": value,
+                    "measured_at": first[study][1],
+                    "source_modality": "cxr_image",
+                }
+            )
     return rows
 
 
@@ -196,8 +229,9 @@ def official_splits(root: Path, account: Account) -> dict[str, str]:
     """subject_id -> train/val/test from the split file (absent file: no official split)."""
     path = table_path(root / SPLIT)
     if path is None:
-        account.notes["cxr_official_split"] = (f"{root / SPLIT}(.gz) not found: splits hashed "
-                                               "from the seed")
+        account.notes["cxr_official_split"] = (
+            f"{root / SPLIT}(.gz) not found: splits hashed from the seed"
+        )
         return {}
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "split"))
@@ -209,12 +243,20 @@ def official_splits(root: Path, account: Account) -> dict[str, str]:
             account.drop(SPLIT, UNKNOWN_SPLIT, f"{path}:{i} split={r.split!r}")
             continue
         account.keep(SPLIT)
-        out.setdefault(id_text(r.subject_id), split)
+        pid = id_text(r.subject_id)
+        if pid is not None:
+            out.setdefault(pid, split)
     return out
 
 
-def read_mimic_cxr(root: str | Path, account: Account, *, reports: str | Path | None = None,
-                   uncertain: str = "drop", all_views: bool = False) -> Part:
+def read_mimic_cxr(
+    root: str | Path,
+    account: Account,
+    *,
+    reports: str | Path | None = None,
+    uncertain: str = "drop",
+    all_views: bool = False,
+) -> Part:
     """Samples, labels and official splits of a MIMIC-CXR-JPG copy at ``root``."""
     if uncertain not in UNCERTAIN_RULES:
         raise ValueError(f"uncertain must be one of {tuple(UNCERTAIN_RULES)}, got {uncertain!r}")
@@ -222,5 +264,4 @@ def read_mimic_cxr(root: str | Path, account: Account, *, reports: str | Path | 
     images, first = _images(root, all_views, account)
     texts = _reports(Path(reports).resolve() if reports else root, first, account)
     labels = _labels(root, first, uncertain, account)
-    return Part(samples_frame(images + texts), labels_frame(labels),
-                official_splits(root, account))
+    return Part(samples_frame(images + texts), labels_frame(labels), official_splits(root, account))

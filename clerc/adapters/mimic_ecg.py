@@ -61,8 +61,10 @@ def find_record(root: Path, listed: Any, subject: str, study: str) -> Path:
     group folder, ``files/pSUBJECT/sSTUDY/STUDY``); the listed path when none exists."""
     first = resolve_path(root, str(listed).strip()) if text_or_none(listed) else None
     candidates = [first] if first is not None else []
-    for base in (root / "files" / f"p{subject[:4]}" / f"p{subject}",
-                 root / "files" / f"p{subject}"):
+    for base in (
+        root / "files" / f"p{subject[:4]}" / f"p{subject}",
+        root / "files" / f"p{subject}",
+    ):
         candidates.append(base / f"s{study}" / study)
     hit = next((c for c in candidates if _has_record(c)), None)
     return hit or candidates[0]
@@ -92,9 +94,17 @@ def _waveforms(root: Path, account: Account) -> tuple[list[dict], dict[str, Any]
             account.drop(RECORDS, MISSING_FILE, f"{ref} path={hea}")
             continue
         account.keep(RECORDS)
-        rows.append({"patient_id": pid, "study_id": f"ecg:{study}",
-                     "sample_id": f"ecg:{study}:waveform", "modality": "ecg_waveform",
-                     "acquired_at": t, "path": str(hea), "text": None})
+        rows.append(
+            {
+                "patient_id": pid,
+                "study_id": f"ecg:{study}",
+                "sample_id": f"ecg:{study}:waveform",
+                "modality": "ecg_waveform",
+                "acquired_at": t,
+                "path": str(hea),
+                "text": None,
+            }
+        )
     return rows, times
 
 
@@ -102,8 +112,10 @@ def _reports(root: Path, times: dict[str, Any], account: Account) -> tuple[list,
     path = table_path(root / MEASUREMENTS)
     if path is None:
         account.notes["ecg_layout"] = "waveforms only (no machine_measurements.csv: the demo)"
-        account.say(f"MIMIC-IV-ECG: {root / MEASUREMENTS} not found (the public demo ships "
-                    f"none): {len(times)} waveform-only ECGs, no ECG text, no ECG labels")
+        account.say(
+            f"MIMIC-IV-ECG: {root / MEASUREMENTS} not found (the public demo ships "
+            f"none): {len(times)} waveform-only ECGs, no ECG text, no ECG labels"
+        )
         return [], []
     account.notes["ecg_layout"] = f"waveforms + machine measurements ({path.name})"
     df = read_csv(path)
@@ -125,13 +137,28 @@ def _reports(root: Path, times: dict[str, Any], account: Account) -> tuple[list,
             account.drop(MEASUREMENTS, EMPTY_REPORT, ref)
             continue
         account.keep(MEASUREMENTS)
-        samples.append({"patient_id": pid, "study_id": f"ecg:{study}",
-                        "sample_id": f"ecg:{study}:text", "modality": "ecg_text",
-                        "acquired_at": t, "path": None, "text": report})
+        samples.append(
+            {
+                "patient_id": pid,
+                "study_id": f"ecg:{study}",
+                "sample_id": f"ecg:{study}:text",
+                "modality": "ecg_text",
+                "acquired_at": t,
+                "path": None,
+                "text": report,
+            }
+        )
         for task, value in ecg_labels(report).items():
-            labels.append({"patient_id": pid, "study_id": f"ecg:{study}", "task": task,
-                           "value": value, "measured_at": t,
-                           "source_modality": "ecg_waveform"})
+            labels.append(
+                {
+                    "patient_id": pid,
+                    "study_id": f"ecg:{study}",
+                    "task": task,
+                    "value": value,
+                    "measured_at": t,
+                    "source_modality": "ecg_waveform",
+                }
+            )
     return samples, labels
 
 

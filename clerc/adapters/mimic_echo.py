@@ -24,6 +24,7 @@ Study ids are prefixed ``echo:``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -59,8 +60,13 @@ MEASUREMENT_FILES = (MEASUREMENTS, "structured_measurement.csv.gz")
 #: LVEF variables in order of preference; ``lvef`` with an ``lvef_upper`` is a range.
 LVEF_VARIABLES = ("lvef", "biplane_lvef", "lvef_3d")
 LVEF_UPPER = "lvef_upper"
-TIMING_TAGS = ("NumberOfFrames", "FrameTime", "CineRate", "RecommendedDisplayFrameRate",
-               "FrameTimeVector")
+TIMING_TAGS = (
+    "NumberOfFrames",
+    "FrameTime",
+    "CineRate",
+    "RecommendedDisplayFrameRate",
+    "FrameTimeVector",
+)
 REPORTS = "echo reports (built per measurement set)"
 
 
@@ -85,8 +91,9 @@ def _studies(root: Path, account: Account) -> tuple[dict, dict]:
     """study_id -> study time; measurement_id -> study_id."""
     path = table_path(root / STUDIES)
     if path is None:
-        account.notes["echo_study_list"] = (f"{root / STUDIES}(.gz) not found: no study "
-                                            "times or links")
+        account.notes["echo_study_list"] = (
+            f"{root / STUDIES}(.gz) not found: no study times or links"
+        )
         return {}, {}
     df = read_csv(path)
     require_columns(df, path, ("subject_id", "study_id", "study_datetime"))
@@ -107,8 +114,7 @@ def _studies(root: Path, account: Account) -> tuple[dict, dict]:
 def _videos(root: Path, study_times: dict, account: Account) -> list[dict]:
     path = root / RECORDS
     df = read_csv(path)
-    require_columns(df, path, ("subject_id", "study_id", "acquisition_datetime",
-                               "dicom_filepath"))
+    require_columns(df, path, ("subject_id", "study_id", "acquisition_datetime", "dicom_filepath"))
     rows, no_rate = [], []
     for i, r in enumerate(df.itertuples(index=False), start=2):
         account.read(RECORDS)
@@ -120,8 +126,11 @@ def _videos(root: Path, study_times: dict, account: Account) -> list[dict]:
         t = parse_time(r.acquisition_datetime) or study_times.get(study)
         if t is None:
             bad = text_or_none(r.acquisition_datetime) is not None
-            account.drop(RECORDS, BAD_TIME if bad else NO_TIME,
-                         f"{ref} acquisition_datetime={r.acquisition_datetime!r}")
+            account.drop(
+                RECORDS,
+                BAD_TIME if bad else NO_TIME,
+                f"{ref} acquisition_datetime={r.acquisition_datetime!r}",
+            )
             continue
         dcm = resolve_path(root, r.dicom_filepath)
         if not dcm.is_file():
@@ -138,9 +147,17 @@ def _videos(root: Path, study_times: dict, account: Account) -> list[dict]:
         if fps is None:
             no_rate.append(str(dcm))
         account.keep(RECORDS)
-        rows.append({"patient_id": pid, "study_id": f"echo:{study}",
-                     "sample_id": f"echo:{study}:{dcm.stem}", "modality": "echo_video",
-                     "acquired_at": t, "path": str(dcm), "text": None})
+        rows.append(
+            {
+                "patient_id": pid,
+                "study_id": f"echo:{study}",
+                "sample_id": f"echo:{study}:{dcm.stem}",
+                "modality": "echo_video",
+                "acquired_at": t,
+                "path": str(dcm),
+                "text": None,
+            }
+        )
     _say_default_fps(no_rate, account)
     return rows
 
@@ -151,9 +168,11 @@ def _say_default_fps(no_rate: list[str], account: Account) -> None:
 
     account.notes["echo_videos_default_fps"] = len(no_rate)
     if no_rate:
-        account.say(f"MIMIC-IV-ECHO: {len(no_rate)} cines have no FrameTime, CineRate, "
-                    f"RecommendedDisplayFrameRate or FrameTimeVector; read at the default "
-                    f"{default_fps():g} fps (set {FPS_ENV} to change), e.g. {no_rate[0]}")
+        account.say(
+            f"MIMIC-IV-ECHO: {len(no_rate)} cines have no FrameTime, CineRate, "
+            f"RecommendedDisplayFrameRate or FrameTimeVector; read at the default "
+            f"{default_fps():g} fps (set {FPS_ENV} to change), e.g. {no_rate[0]}"
+        )
 
 
 def _sentence(name: str, result: str | None, unit: str | None) -> str | None:
@@ -173,9 +192,11 @@ def measurement_table(root: Path, account: Account) -> tuple[pd.DataFrame, Path]
     file and layout were found is noted in the account."""
     path = next((p for p in (table_path(root / n) for n in MEASUREMENT_FILES) if p), None)
     if path is None:
-        account.notes["echo_measurements"] = (f"{root / MEASUREMENTS} not found (nor "
-                                              f"{', '.join(MEASUREMENT_FILES[1:])}, or "
-                                              "un-gzipped): no LVEF labels, no echo text")
+        account.notes["echo_measurements"] = (
+            f"{root / MEASUREMENTS} not found (nor "
+            f"{', '.join(MEASUREMENT_FILES[1:])}, or "
+            "un-gzipped): no LVEF labels, no echo text"
+        )
         return None
     df = read_csv(path)
     ids = ("subject_id", "measurement_id", "measurement_datetime")
@@ -185,8 +206,9 @@ def measurement_table(root: Path, account: Account) -> tuple[pd.DataFrame, Path]
         require_columns(df, path, ids)
         layout = "wide"
         keep = [c for c in df.columns if c not in ids]
-        df = df.melt(id_vars=list(ids), value_vars=keep, var_name="measurement",
-                     value_name="result").dropna(subset=["result"])
+        df = df.melt(
+            id_vars=list(ids), value_vars=keep, var_name="measurement", value_name="result"
+        ).dropna(subset=["result"])
         df = df.assign(unit=None).sort_values(["measurement_id"], kind="stable")
         df = df.reset_index(drop=True)
     else:
@@ -202,7 +224,8 @@ def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list
     if found is None:
         return [], []
     df, path = found
-    samples, labels = [], []
+    samples: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
     for mid, group in df.groupby("measurement_id", sort=True):
         mid = id_text(mid)
         pid = id_text(group["subject_id"].iloc[0])
@@ -221,22 +244,47 @@ def _measurements(root: Path, links: dict, account: Account) -> tuple[list, list
                 sentences.append(s)
         done = False
         for i, r, name in sorted(lvef_rows, key=lambda x: LVEF_VARIABLES.index(x[2])):
-            done = _lvef_label(account, path, i, r, (pid, study, t), done, labels,
-                               upper if name == "lvef" else None)
+            done = _lvef_label(
+                account,
+                path,
+                i,
+                r,
+                (pid, study, t),
+                done,
+                labels,
+                upper if name == "lvef" else None,
+            )
         account.read(REPORTS)
         if t is None or not sentences:
-            account.drop(REPORTS, NO_TIME if t is None else EMPTY_REPORT,
-                         f"{path} measurement_id={mid}")
+            account.drop(
+                REPORTS, NO_TIME if t is None else EMPTY_REPORT, f"{path} measurement_id={mid}"
+            )
             continue
         account.keep(REPORTS)
-        samples.append({"patient_id": pid, "study_id": study,
-                        "sample_id": f"echo:m{mid}:text", "modality": "echo_text",
-                        "acquired_at": t, "path": None, "text": " ".join(sentences)})
+        samples.append(
+            {
+                "patient_id": pid,
+                "study_id": study,
+                "sample_id": f"echo:m{mid}:text",
+                "modality": "echo_text",
+                "acquired_at": t,
+                "path": None,
+                "text": " ".join(sentences),
+            }
+        )
     return samples, labels
 
 
-def _lvef_label(account: Account, path: Path, i: int, r: dict, where: tuple, done: bool,
-                labels: list, upper: float | None) -> bool:
+def _lvef_label(
+    account: Account,
+    path: Path,
+    i: int,
+    r: dict,
+    where: tuple,
+    done: bool,
+    labels: list,
+    upper: float | None,
+) -> bool:
     """Append the LVEF label of one row (or count why not); returns whether one exists.
 
     ``where`` is (patient, study, time); ``upper`` (``lvef_upper``) makes ``lvef`` the
@@ -245,20 +293,35 @@ def _lvef_label(account: Account, path: Path, i: int, r: dict, where: tuple, don
     source = f"{MEASUREMENTS if path.name == MEASUREMENTS else path.name} lvef"
     account.read(source)
     name = str(r["measurement"]).strip().lower()
-    ref = (f"{path}:{i + 2} measurement_id={r['measurement_id']} {name}={r['result']!r}")
+    ref = f"{path}:{i + 2} measurement_id={r['measurement_id']} {name}={r['result']!r}"
     value = parse_lvef(text_or_none(r["result"]))
     if value is not None and upper is not None:
         value = (value + upper) / 2
-    reason = (NO_TIME if t is None else UNPARSEABLE_VALUE if value is None
-              else DUPLICATE if done else None)
+    reason = (
+        NO_TIME
+        if t is None
+        else UNPARSEABLE_VALUE
+        if value is None
+        else DUPLICATE
+        if done
+        else None
+    )
     if reason is not None:
         account.drop(source, reason, ref)
         return done
     account.keep(source)
     used = account.notes.setdefault("lvef_variable_used", {})
     used[name] = used.get(name, 0) + 1
-    labels.append({"patient_id": pid, "study_id": study, "task": "lvef", "value": value,
-                   "measured_at": t, "source_modality": "echo_video"})
+    labels.append(
+        {
+            "patient_id": pid,
+            "study_id": study,
+            "task": "lvef",
+            "value": value,
+            "measured_at": t,
+            "source_modality": "echo_video",
+        }
+    )
     return True
 
 

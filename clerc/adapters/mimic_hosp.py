@@ -33,8 +33,9 @@ def _locate(root: Path) -> Path:
         found = table_path(candidate)
         if found is not None:
             return found
-    raise FileNotFoundError(f"{root / PATIENTS}: required file not found "
-                            f"(also looked for {root / 'hosp' / PATIENTS})")
+    raise FileNotFoundError(
+        f"{root / PATIENTS}: required file not found (also looked for {root / 'hosp' / PATIENTS})"
+    )
 
 
 def _row(r: dict) -> dict | None:
@@ -49,8 +50,9 @@ def _row(r: dict) -> dict | None:
     return {"sex": sex, "anchor_age": age, "anchor_time": anchor}
 
 
-def read_patients(root: str | Path | None, patient_ids: Iterable[str],
-                  account: Account) -> pd.DataFrame:
+def read_patients(
+    root: str | Path | None, patient_ids: Iterable[str], account: Account
+) -> pd.DataFrame:
     """The patients table for ``patient_ids`` (rows of other patients are counted, not kept)."""
     wanted = sorted(set(patient_ids))
     found: dict[str, dict] = {}
@@ -67,15 +69,23 @@ def read_patients(root: str | Path | None, patient_ids: Iterable[str],
                 continue
             row = _row(r)
             if row is None:
-                account.drop(PATIENTS, UNPARSEABLE_VALUE,
-                             f"{path}:{i} subject_id={pid} anchor_age={r['anchor_age']!r} "
-                             f"anchor_year={r['anchor_year']!r}")
+                account.drop(
+                    PATIENTS,
+                    UNPARSEABLE_VALUE,
+                    f"{path}:{i} subject_id={pid} anchor_age={r['anchor_age']!r} "
+                    f"anchor_year={r['anchor_year']!r}",
+                )
                 continue
             account.keep(PATIENTS)
             found[pid] = row
     missing = [p for p in wanted if p not in found]
     account.notes["patients_without_demographics"] = len(missing)
-    rows = [{"patient_id": p, **found.get(p, {"sex": None, "anchor_age": float("nan"),
-                                              "anchor_time": pd.NaT}), "race": None}
-            for p in wanted]
+    rows = [
+        {
+            "patient_id": p,
+            **found.get(p, {"sex": None, "anchor_age": float("nan"), "anchor_time": pd.NaT}),
+            "race": None,
+        }
+        for p in wanted
+    ]
     return pd.DataFrame(rows, columns=["patient_id", "sex", "anchor_age", "anchor_time", "race"])

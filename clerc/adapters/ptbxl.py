@@ -49,12 +49,17 @@ CODES: dict[str, str] = {"CRBBB": "rbbb", "CLBBB": "lbbb", "PACE": "pacemaker"}
 RATE_COLUMNS: dict[int, str] = {500: "filename_hr", 100: "filename_lr"}
 FOLDS: dict[str, str] = {**{str(i): "train" for i in range(1, 9)}, "9": "val", "10": "test"}
 MAX_AGE = 120
-_GERMAN = re.compile(r"\b(?:sinusrhythmus|lagetyp|linkstyp|rechtstyp|steiltyp|ekg|und|kein|"
-                     r"keine|normales|unauff\w*|wahrscheinlich|vorhofflimmern|"
-                     r"schenkelblock|verdacht|bei|mit|nicht|moeglich|möglich|periphere)\b",
-                     re.IGNORECASE)
-_ENGLISH = re.compile(r"\b(?:sinus rhythm|normal ecg|the|with|probable|possible|abnormal|"
-                      r"borderline|otherwise|leads?)\b", re.IGNORECASE)
+_GERMAN = re.compile(
+    r"\b(?:sinusrhythmus|lagetyp|linkstyp|rechtstyp|steiltyp|ekg|und|kein|"
+    r"keine|normales|unauff\w*|wahrscheinlich|vorhofflimmern|"
+    r"schenkelblock|verdacht|bei|mit|nicht|moeglich|möglich|periphere)\b",
+    re.IGNORECASE,
+)
+_ENGLISH = re.compile(
+    r"\b(?:sinus rhythm|normal ecg|the|with|probable|possible|abnormal|"
+    r"borderline|otherwise|leads?)\b",
+    re.IGNORECASE,
+)
 
 
 def language(report: str) -> str:
@@ -77,14 +82,15 @@ def scp_labels(raw: object) -> dict[str, float] | None:
 
 def _age(value: object) -> float:
     try:
-        age = float(value)
+        age = float(value)  # type: ignore[arg-type]  # any cell; bad ones raise below
     except (TypeError, ValueError):
         return float("nan")
     return age if 0 <= age <= MAX_AGE else float("nan")
 
 
-def _problem(ecg: str | None, pid: str | None, t: object, split: str | None,
-             rec: Path) -> str | None:
+def _problem(
+    ecg: str | None, pid: str | None, t: object, split: str | None, rec: Path
+) -> str | None:
     """Why a database row cannot be used, or None."""
     if ecg is None or pid is None:
         return MISSING_ID
@@ -111,8 +117,9 @@ def _record_path(root: Path, r: dict, rate: int) -> tuple[Path, int]:
     return root / str(r.get(RATE_COLUMNS[rate]) or "").strip(), rate
 
 
-def _record(root: Path, r: dict, i: int, account: Account, rate: int,
-            used: dict[int, int]) -> dict | None:
+def _record(
+    root: Path, r: dict, i: int, account: Account, rate: int, used: dict[int, int]
+) -> dict | None:
     """The parsed row, or None after counting why it was dropped."""
     path = root / DATABASE
     ecg, pid = id_text(r["ecg_id"]), id_text(r["patient_id"])
@@ -123,21 +130,40 @@ def _record(root: Path, r: dict, i: int, account: Account, rate: int,
     hea = rec.with_name(rec.name + ".hea")
     reason = _problem(ecg, pid, t, split, rec)
     if reason is not None:
-        account.drop(DATABASE, reason, f"{ref} recording_date={r['recording_date']!r} "
-                                       f"strat_fold={r['strat_fold']!r} path={hea}")
+        account.drop(
+            DATABASE,
+            reason,
+            f"{ref} recording_date={r['recording_date']!r} "
+            f"strat_fold={r['strat_fold']!r} path={hea}",
+        )
         return None
     account.keep(DATABASE)
     used[hz] += 1
-    return {"ecg": ecg, "pid": pid, "t": t, "split": split, "hea": hea, "age": _age(r["age"]),
-            "sex": {"0": "M", "1": "F"}.get(id_text(r["sex"]) or ""),
-            "report": text_or_none(r["report"]), "scp": r["scp_codes"], "ref": ref}
+    return {
+        "ecg": ecg,
+        "pid": pid,
+        "t": t,
+        "split": split,
+        "hea": hea,
+        "age": _age(r["age"]),
+        "sex": {"0": "M", "1": "F"}.get(id_text(r["sex"]) or ""),
+        "report": text_or_none(r["report"]),
+        "scp": r["scp_codes"],
+        "ref": ref,
+    }
 
 
 def _rows(rec: dict, account: Account) -> tuple[list, list]:
-    base = {"patient_id": rec["pid"], "study_id": f"ptbxl:{rec['ecg']}",
-            "acquired_at": rec["t"]}
-    samples = [{**base, "sample_id": f"ptbxl:{rec['ecg']}:waveform",
-                "modality": "ecg_waveform", "path": str(rec["hea"]), "text": None}]
+    base = {"patient_id": rec["pid"], "study_id": f"ptbxl:{rec['ecg']}", "acquired_at": rec["t"]}
+    samples = [
+        {
+            **base,
+            "sample_id": f"ptbxl:{rec['ecg']}:waveform",
+            "modality": "ecg_waveform",
+            "path": str(rec["hea"]),
+            "text": None,
+        }
+    ]
     account.read("reports")
     if rec["report"] is None:
         account.drop("reports", EMPTY_REPORT, rec["ref"])
@@ -146,17 +172,32 @@ def _rows(rec: dict, account: Account) -> tuple[list, list]:
         lang = language(rec["report"])
         account.notes.setdefault("report_language", {}).setdefault(lang, 0)
         account.notes["report_language"][lang] += 1
-        samples.append({**base, "sample_id": f"ptbxl:{rec['ecg']}:text", "modality": "ecg_text",
-                        "path": None, "text": rec["report"]})
+        samples.append(
+            {
+                **base,
+                "sample_id": f"ptbxl:{rec['ecg']}:text",
+                "modality": "ecg_text",
+                "path": None,
+                "text": rec["report"],
+            }
+        )
     account.read("scp_codes")
     values = scp_labels(rec["scp"])
     if values is None:
         account.drop("scp_codes", UNPARSEABLE_VALUE, f"{rec['ref']} scp_codes={rec['scp']!r}")
         return samples, []
     account.keep("scp_codes")
-    labels = [{"patient_id": rec["pid"], "study_id": base["study_id"], "task": task,
-               "value": v, "measured_at": rec["t"], "source_modality": "ecg_waveform"}
-              for task, v in values.items()]
+    labels = [
+        {
+            "patient_id": rec["pid"],
+            "study_id": base["study_id"],
+            "task": task,
+            "value": v,
+            "measured_at": rec["t"],
+            "source_modality": "ecg_waveform",
+        }
+        for task, v in values.items()
+    ]
     return samples, labels
 
 
@@ -169,23 +210,35 @@ def _patients(records: list[dict], account: Account) -> tuple[pd.DataFrame, dict
     conflicts = sorted({r["pid"] for r in records if r["split"] != folds[r["pid"]]})
     account.notes["patients_in_several_folds"] = len(conflicts)
     account.notes["patients_age_unknown"] = sum(pd.isna(r["age"]) for r in first.values())
-    rows = [{"patient_id": p, "sex": r["sex"], "anchor_age": r["age"], "anchor_time": r["t"],
-             "race": None} for p, r in sorted(first.items())]
-    return pd.DataFrame(rows, columns=["patient_id", "sex", "anchor_age", "anchor_time",
-                                       "race"]), folds
+    rows = [
+        {
+            "patient_id": p,
+            "sex": r["sex"],
+            "anchor_age": r["age"],
+            "anchor_time": r["t"],
+            "race": None,
+        }
+        for p, r in sorted(first.items())
+    ]
+    return pd.DataFrame(
+        rows, columns=["patient_id", "sex", "anchor_age", "anchor_time", "race"]
+    ), folds
 
 
 def _say_rates(account: Account, rate: int, used: dict[int, int]) -> None:
     other = 100 if rate == 500 else 500
     account.notes["records_by_rate_hz"] = {str(k): v for k, v in used.items()}
     if used[other]:
-        account.say(f"--rate {rate}: {used[other]} records exist only at {other} Hz "
-                    f"({RATE_COLUMNS[other]}) and were taken at that rate (read back at 500 Hz "
-                    f"by resampling); {used[rate]} at {rate} Hz")
+        account.say(
+            f"--rate {rate}: {used[other]} records exist only at {other} Hz "
+            f"({RATE_COLUMNS[other]}) and were taken at that rate (read back at 500 Hz "
+            f"by resampling); {used[rate]} at {rate} Hz"
+        )
 
 
-def adapt_ptbxl(root: str | Path, out: str | Path, *, rate: int = 500, quiet: bool = False,
-                progress: Any = None) -> Path:
+def adapt_ptbxl(
+    root: str | Path, out: str | Path, *, rate: int = 500, quiet: bool = False, progress: Any = None
+) -> Path:
     """Write the manifest and account.json for a PTB-XL copy at ``root``, reading the
     ``rate`` Hz records (500: ``records500/``, 100: ``records100/``) and falling back, per
     record, to the other rate where only that one is on disk (said and counted)."""
@@ -194,13 +247,27 @@ def adapt_ptbxl(root: str | Path, out: str | Path, *, rate: int = 500, quiet: bo
         raise ValueError(f"{root}: not a directory")
     if rate not in RATE_COLUMNS:
         raise ValueError(f"rate {rate!r}: expected 500 or 100 (Hz)")
-    account = Account("ptbxl", {"root": str(root), "out": str(out), "rate": rate},
-                      progress=progress)
+    account = Account(
+        "ptbxl", {"root": str(root), "out": str(out), "rate": rate}, progress=progress
+    )
     account.notes["scp_rule"] = "code present in scp_codes (any likelihood, 0 = unknown) -> 1"
     path = root / DATABASE
     df = read_csv(path)
-    require_columns(df, path, ("ecg_id", "patient_id", "age", "sex", "recording_date",
-                               "report", "scp_codes", "strat_fold", RATE_COLUMNS[rate]))
+    require_columns(
+        df,
+        path,
+        (
+            "ecg_id",
+            "patient_id",
+            "age",
+            "sex",
+            "recording_date",
+            "report",
+            "scp_codes",
+            "strat_fold",
+            RATE_COLUMNS[rate],
+        ),
+    )
     records, sample_rows, label_rows = [], [], []
     used = {500: 0, 100: 0}
     for i, r in enumerate(df.to_dict("records"), start=2):

@@ -13,17 +13,35 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN",
-                        help="benchmark output directories (or their results.json)")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        type=Path,
+        metavar="RUN",
+        help="benchmark output directories (or their results.json)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory for the pages")
-    parser.add_argument("--names", nargs="+", default=None, metavar="NAME",
-                        help="a display name per run (default: the directory names)")
-    parser.add_argument("--reference", default=None, metavar="NAME",
-                        help="the run the others are compared with (default: the first)")
-    parser.add_argument("--bootstrap", type=at_least(0), default=1000,
-                        help="patient bootstrap resamples per paired difference (0 = none)")
+    parser.add_argument(
+        "--names",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="a display name per run (default: the directory names)",
+    )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        metavar="NAME",
+        help="the run the others are compared with (default: the first)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=at_least(0),
+        default=1000,
+        help="patient bootstrap resamples per paired difference (0 = none)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
@@ -41,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if ref_name not in names:
         close = get_close_matches(ref_name, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"--reference {ref_name!r} is not a run name; {hint}expected one of "
-                         f"{names}")
+        raise ValueError(
+            f"--reference {ref_name!r} is not a run name; {hint}expected one of {names}"
+        )
     ref = runs[names.index(ref_name)]
     paths = render(runs, ref, args.out, n_resamples=args.bootstrap, seed=args.seed)
     print(f"wrote {len(paths)} pages to {args.out}: " + ", ".join(p.name for p in paths))

@@ -50,8 +50,10 @@ def pairable(run: Run, ref: Run) -> str | None:
         return "the runs scored different manifests"
     for r in (run, ref):
         if not r.pairable:
-            return (f"{r.name}'s predictions.parquet has no pairing keys "
-                    "(re-run clerc benchmark to write them)")
+            return (
+                f"{r.name}'s predictions.parquet has no pairing keys "
+                "(re-run clerc benchmark to write them)"
+            )
     return None
 
 
@@ -59,6 +61,8 @@ def paired_cell(run: Run, ref: Run, key: tuple, *, n_resamples: int, seed: int) 
     """The paired difference of one record key (cell fields + metric)."""
     metric = key[-1]
     cell = cell_key(key)
+    if run.predictions is None or ref.predictions is None:
+        return Paired(None, reason="no predictions for this cell in both runs")
     a = run.predictions[run.predictions["cell"] == cell]
     b = ref.predictions[ref.predictions["cell"] == cell]
     if a.empty or b.empty:
@@ -75,15 +79,23 @@ def paired_cell(run: Run, ref: Run, key: tuple, *, n_resamples: int, seed: int) 
     _, sb = _scores(b, metric)
     seed = (seed * 1_000_003 + zlib.crc32(f"{cell}|{metric}".encode())) % 2**32
     try:
-        res = paired_bootstrap(boot, a["pair_patient"].to_numpy(), a["y_true"].to_numpy(float),
-                               sa, sb, n_resamples=n_resamples, seed=seed)
+        res = paired_bootstrap(
+            boot,
+            a["pair_patient"].to_numpy(),
+            a["y_true"].to_numpy(float),
+            sa,
+            sb,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
     except ValueError as exc:
         return Paired(None, reason=str(exc))
     return Paired(res.value, res.ci_low, res.ci_high, res.p_value, res.n)
 
 
-def paired_differences(run: Run, ref: Run, keys: list[tuple], *, n_resamples: int = 1000,
-                       seed: int = 0) -> dict[tuple, Paired]:
+def paired_differences(
+    run: Run, ref: Run, keys: list[tuple], *, n_resamples: int = 1000, seed: int = 0
+) -> dict[tuple, Paired]:
     """Paired differences for every key defined in both runs (others: a reason)."""
     why = pairable(run, ref)
     va, vb = run.values(), ref.values()
@@ -93,8 +105,9 @@ def paired_differences(run: Run, ref: Run, keys: list[tuple], *, n_resamples: in
         if ra is None or rb is None or ra["value"] is None or rb["value"] is None:
             out[key] = Paired(None, reason="no value in both runs")
         elif why is not None or n_resamples < 1:
-            out[key] = Paired(ra["value"] - rb["value"],
-                              reason=why or "no interval: bootstrap disabled")
+            out[key] = Paired(
+                ra["value"] - rb["value"], reason=why or "no interval: bootstrap disabled"
+            )
         else:
             out[key] = paired_cell(run, ref, key, n_resamples=n_resamples, seed=seed)
     return out

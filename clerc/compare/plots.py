@@ -7,20 +7,22 @@ from typing import Any
 import matplotlib
 import numpy as np
 
-from clerc.gate import direction
+from clerc.evaluate.metric_specs import direction
 from clerc.report.plots import RC, Plot, _figure, to_svg
 
 COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
 
 
-def forest(table: str, title: str, labels: list[str], metrics: list[str],
-           diffs: dict[str, list[Any]]) -> Plot | None:
+def forest(
+    table: str, title: str, labels: list[str], metrics: list[str], diffs: dict[str, list[Any]]
+) -> Plot | None:
     """Difference (run - reference), oriented so that right = better, with its 95% CI.
 
     ``diffs``: run name -> one ``Paired`` (or None) per label. Returns None with no values.
     """
-    if not labels or not any(p is not None and p.value is not None
-                             for ps in diffs.values() for p in ps):
+    if not labels or not any(
+        p is not None and p.value is not None for ps in diffs.values() for p in ps
+    ):
         return None
     fig = _figure(6.8, 0.17 * len(labels) * max(1, len(diffs)) ** 0.5 + 1.3)
     y = np.arange(len(labels), dtype=float)

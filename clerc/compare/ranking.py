@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from clerc.gate import direction
+from clerc.evaluate.metric_specs import direction
 
 #: The metrics a table's ranking uses (one per cell; MAE and the other retrieval metrics
 #: repeat what R^2 and the median percentile say).
 HEADLINE: dict[str, tuple[str, ...]] = {
-    "table3": ("median_percentile",), "table4": ("auroc", "r2"), "table5": ("auroc", "r2"),
+    "table3": ("median_percentile",),
+    "table4": ("auroc", "r2"),
+    "table5": ("auroc", "r2"),
 }
 
 
@@ -28,8 +30,9 @@ class Standing:
     cells: int
 
 
-def rank_runs(names: list[str], values: list[dict[tuple, dict[str, Any]]],
-              keys: list[tuple], table: str) -> list[Standing]:
+def rank_runs(
+    names: list[str], values: list[dict[tuple, dict[str, Any]]], keys: list[tuple], table: str
+) -> list[Standing]:
     """Standings, best first, over the ``keys`` of ``table`` where two or more runs have a
     value (a run that cannot serve a cell is left out of that cell's ranking)."""
     sums = np.zeros(len(names))
@@ -40,14 +43,16 @@ def rank_runs(names: list[str], values: list[dict[tuple, dict[str, Any]]],
         if key[0] != table or metric not in HEADLINE[table] or direction(metric) == 0:
             continue
         vals = [(v.get(key) or {}).get("value") for v in values]
-        have = [i for i, x in enumerate(vals) if x is not None]
+        have = {i: float(x) for i, x in enumerate(vals) if x is not None}
         if len(have) < 2:
             continue
-        r = rankdata([-direction(metric) * vals[i] for i in have])
+        r = rankdata([-direction(metric) * x for x in have.values()])
         for i, ri in zip(have, r, strict=True):
             sums[i] += ri
             cells[i] += 1
             best[i] += int(ri == r.min())
-    out = [Standing(n, float(sums[i] / cells[i]) if cells[i] else None, int(best[i]),
-                    int(cells[i])) for i, n in enumerate(names)]
+    out = [
+        Standing(n, float(sums[i] / cells[i]) if cells[i] else None, int(best[i]), int(cells[i]))
+        for i, n in enumerate(names)
+    ]
     return sorted(out, key=lambda s: (s.mean_rank is None, s.mean_rank or 0.0, -s.cells))

@@ -13,8 +13,15 @@ from clerc.evaluate.results import PAIRING_COLUMNS, PREDICTION_COLUMNS
 
 #: Settings that depend on the model (supervised baselines and their differences do not).
 MODEL_SETTINGS: tuple[str, ...] = ("retrieval", "zero_shot", "linear_probe")
-CELL_FIELDS: tuple[str, ...] = ("table", "task", "setting", "query_modality",
-                                "gallery_modality", "modality", "label_modality")
+CELL_FIELDS: tuple[str, ...] = (
+    "table",
+    "task",
+    "setting",
+    "query_modality",
+    "gallery_modality",
+    "modality",
+    "label_modality",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,8 @@ class Run:
     def pairable(self) -> bool:
         """Whether its predictions carry the pairing pseudonyms."""
         return self.predictions is not None and all(
-            c in self.predictions.columns for c in PAIRING_COLUMNS)
+            c in self.predictions.columns for c in PAIRING_COLUMNS
+        )
 
     @property
     def model(self) -> str:
@@ -45,14 +53,19 @@ class Run:
     def values(self) -> dict[tuple, dict[str, Any]]:
         """Model-dependent records of the paper's tables (no subgroup or label-efficiency
         records) keyed by cell fields + metric."""
-        return {(*(r[f] for f in CELL_FIELDS), r["metric"]): r for r in self.records
-                if r["setting"] in MODEL_SETTINGS and not r["metric"].endswith("_p_holm")
-                and r.get("subgroup") is None and r.get("train_fraction") is None}
+        return {
+            (*(r[f] for f in CELL_FIELDS), r["metric"]): r
+            for r in self.records
+            if r["setting"] in MODEL_SETTINGS
+            and not r["metric"].endswith("_p_holm")
+            and r.get("subgroup") is None
+            and r.get("train_fraction") is None
+        }
 
 
 def cell_key(key: tuple) -> str:
     """The ``predictions.parquet`` cell of a record key (cell fields + metric)."""
-    return "|".join(v or "" for v in key[:len(CELL_FIELDS)])
+    return "|".join(v or "" for v in key[: len(CELL_FIELDS)])
 
 
 def load_run(path: str | Path, name: str) -> Run:

@@ -118,8 +118,9 @@ def coerce(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-def write_manifest(root: str | Path, samples: pd.DataFrame, labels: pd.DataFrame,
-                   patients: pd.DataFrame) -> Path:
+def write_manifest(
+    root: str | Path, samples: pd.DataFrame, labels: pd.DataFrame, patients: pd.DataFrame
+) -> Path:
     """Write the three tables as Parquet into ``root`` (created if needed)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -151,8 +152,10 @@ def _read_table(f: Path, name: str) -> pd.DataFrame:
         if col not in df.columns and col not in OPTIONAL_COLUMNS[name]:
             close = difflib.get_close_matches(col, [str(c) for c in df.columns], n=1, cutoff=0.6)
             hint = f" (found {close[0]!r})" if close else ""
-            raise ValueError(f"{f}: required column {col!r} missing{hint}; "
-                             f"`clerc validate {f.parent}` lists every problem")
+            raise ValueError(
+                f"{f}: required column {col!r} missing{hint}; "
+                f"`clerc validate {f.parent}` lists every problem"
+            )
     return df
 
 
@@ -173,7 +176,9 @@ def require_disjoint_splits(manifest: Manifest) -> None:
     if both.empty:
         return
     shown = "; ".join(f"{p}: {v}" for p, v in list(both.items())[:5])
-    raise ValueError(f"{manifest.root / 'samples.parquet'}: {len(both)} patient(s) in more "
-                     f"than one split ({shown}{'; ...' if len(both) > 5 else ''}); splits "
-                     f"must be by patient, or the scores leak. `clerc validate "
-                     f"{manifest.root}` lists every row")
+    raise ValueError(
+        f"{manifest.root / 'samples.parquet'}: {len(both)} patient(s) in more "
+        f"than one split ({shown}{'; ...' if len(both) > 5 else ''}); splits "
+        f"must be by patient, or the scores leak. `clerc validate "
+        f"{manifest.root}` lists every row"
+    )

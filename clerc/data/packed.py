@@ -32,13 +32,11 @@ import numpy as np
 import pandas as pd
 
 from clerc.data.manifest import Manifest
+from clerc.kinds import ECG_SCALE, get_kind  # noqa: F401  (ECG_SCALE: old import path)
 from clerc.modalities import get_modality
 
 INDEX = "index.parquet"
 FAILED = "failed.parquet"
-DTYPE_OF_KIND = {"video": np.uint8, "image": np.uint8, "waveform": np.int16}
-#: ECG millivolts -> stored int16 units (microvolts).
-ECG_SCALE = 1000.0
 
 
 @dataclass(frozen=True)
@@ -75,10 +73,9 @@ class PrepareReport:
 
 
 def encode(modality: str, array: np.ndarray) -> np.ndarray:
-    """The stored form of a native array (ECG mV float -> int16 uV)."""
-    if get_modality(modality).kind == "waveform":
-        return np.clip(np.rint(array * ECG_SCALE), -32768, 32767).astype(np.int16)
-    return np.ascontiguousarray(array, dtype=np.uint8)
+    """The stored form of a native array (the kind's ``pack``: ECG mV float -> int16 uV)."""
+    kind = get_kind(get_modality(modality).kind)
+    return np.ascontiguousarray(kind.pack(array), dtype=kind.packed_dtype)
 
 
 def plan_shards(manifest: Manifest, out: Path, shard_size: int) -> list[ShardJob]:
@@ -91,11 +88,13 @@ def plan_shards(manifest: Manifest, out: Path, shard_size: int) -> list[ShardJob
         if get_modality(str(modality)).is_text:
             continue
         rows = s[s["modality"] == modality]
-        pairs = [(str(i), str(manifest.resolve(str(p))))
-                 for i, p in zip(rows["sample_id"], rows["path"].fillna(""), strict=True)]
+        pairs = [
+            (str(i), str(manifest.resolve(str(p))))
+            for i, p in zip(rows["sample_id"], rows["path"].fillna(""), strict=True)
+        ]
         for k in range(0, len(pairs), shard_size):
             name = f"{modality}-{k // shard_size:05d}"
-            jobs.append(ShardJob(out, str(modality), name, tuple(pairs[k:k + shard_size])))
+            jobs.append(ShardJob(out, str(modality), name, tuple(pairs[k : k + shard_size])))
     return jobs
 
 
@@ -126,18 +125,15 @@ def _finished(job: ShardJob, skip_bad: bool) -> ShardResult | None:
 
 
 def _read_native(modality: str, path: str) -> tuple[np.ndarray, float]:
-    """The native array of a file and its fps (NaN for what is not a video)."""
-    from clerc.data.readers import read_file, read_video
-    from clerc.data.transforms import to_native
-
-    if get_modality(modality).kind == "video":
-        frames, fps = read_video(path)
-        return to_native(modality, frames), float(fps)
-    return to_native(modality, read_file(modality, path)), float("nan")
+    """The native array of a file and its fps (NaN for a kind that is not timed)."""
+    kind = get_kind(get_modality(modality).kind)
+    native = kind.native(modality, kind.read(Path(path)))
+    return kind.array(native), float(native.fps) if kind.timed else float("nan")
 
 
-def write_shard(job: ShardJob, skip_bad: bool,
-                on_sample: Callable[[], None] | None = None) -> ShardResult:
+def write_shard(
+    job: ShardJob, skip_bad: bool, on_sample: Callable[[], None] | None = None
+) -> ShardResult:
     """Decode the job's samples into ``{name}.bin`` and its part (unless failures block it)."""
     from clerc.data.readers import ReaderError
 
@@ -146,7 +142,9 @@ def write_shard(job: ShardJob, skip_bad: bool,
         return done
     bin_path = job.out / f"{job.name}.bin"
     tmp = bin_path.with_suffix(".bin.tmp")
-    rows, failures, offset = [], [], 0
+    rows: list[tuple[str, str, str, int, list[int], str, str | None, float]] = []
+    failures: list[tuple[str, str, str]] = []
+    offset = 0
     with open(tmp, "wb") as f:
         for sid, path in job.samples:
             try:
@@ -159,8 +157,7 @@ def write_shard(job: ShardJob, skip_bad: bool,
                 rows.append((sid, job.modality, job.name, -1, [], path, str(exc), np.nan))
             else:
                 f.write(arr.tobytes())
-                rows.append((sid, job.modality, job.name, offset, list(arr.shape), path, None,
-                             fps))
+                rows.append((sid, job.modality, job.name, offset, list(arr.shape), path, None, fps))
                 offset += arr.nbytes
             if on_sample is not None:
                 on_sample()
@@ -169,8 +166,9 @@ def write_shard(job: ShardJob, skip_bad: bool,
         job.part.unlink(missing_ok=True)  # an older part of this shard is stale now
         return ShardResult(job.name, len(job.samples), tuple(failures))
     os.replace(tmp, bin_path)
-    part = pd.DataFrame(rows, columns=["sample_id", "modality", "shard", "offset", "shape",
-                                       "path", "error", "fps"])
+    part = pd.DataFrame(
+        rows, columns=["sample_id", "modality", "shard", "offset", "shape", "path", "error", "fps"]
+    )
     part["stamp"] = [_stamp(p) for _, p in job.samples]
     part_tmp = job.part.with_suffix(".parquet.tmp")
     part.to_parquet(part_tmp, index=False)
@@ -178,8 +176,15 @@ def write_shard(job: ShardJob, skip_bad: bool,
     return ShardResult(job.name, len(job.samples), tuple(failures))
 
 
-def prepare(root: str | Path, out: str | Path | None = None, *, shard_size: int = 256,
-            skip_bad: bool = False, workers: int = 1, progress: bool = True) -> PrepareReport:
+def prepare(
+    root: str | Path,
+    out: str | Path | None = None,
+    *,
+    shard_size: int = 256,
+    skip_bad: bool = False,
+    workers: int = 1,
+    progress: bool = True,
+) -> PrepareReport:
     """Pack every non-text sample of the manifest in ``root``; see the module docstring."""
     from clerc.data.manifest import manifest_hash, read_manifest
 
@@ -192,14 +197,25 @@ def prepare(root: str | Path, out: str | Path | None = None, *, shard_size: int 
     failures = tuple(f for r in results for f in r.failures)
     complete = all((j.part).is_file() for j in jobs) and (skip_bad or not failures)
     if complete:
-        _write_index(out, jobs, {"manifest_hash": manifest_hash(root),
-                                 "shard_size": shard_size, "n_failed": len(failures)})
-    return PrepareReport(sum(len(j.samples) for j in jobs), len(jobs),
-                         sum(r.resumed for r in results), failures, complete)
+        _write_index(
+            out,
+            jobs,
+            {
+                "manifest_hash": manifest_hash(root),
+                "shard_size": shard_size,
+                "n_failed": len(failures),
+            },
+        )
+    return PrepareReport(
+        sum(len(j.samples) for j in jobs),
+        len(jobs),
+        sum(r.resumed for r in results),
+        failures,
+        complete,
+    )
 
 
-def _run_jobs(jobs: list[ShardJob], skip_bad: bool, workers: int,
-              show: bool) -> list[ShardResult]:
+def _run_jobs(jobs: list[ShardJob], skip_bad: bool, workers: int, show: bool) -> list[ShardResult]:
     from rich.progress import Progress
 
     total = sum(len(j.samples) for j in jobs)
@@ -219,12 +235,15 @@ def _run_jobs(jobs: list[ShardJob], skip_bad: bool, workers: int,
 
 
 def _write_index(out: Path, jobs: list[ShardJob], meta: dict) -> None:
-    parts = pd.concat([pd.read_parquet(j.part) for j in jobs], ignore_index=True) if jobs \
-        else pd.DataFrame(columns=["sample_id", "modality", "shard", "offset", "shape",
-                                   "path", "error", "fps"])
+    parts = (
+        pd.concat([pd.read_parquet(j.part) for j in jobs], ignore_index=True)
+        if jobs
+        else pd.DataFrame(
+            columns=["sample_id", "modality", "shard", "offset", "shape", "path", "error", "fps"]
+        )
+    )
     bad = parts["error"].notna()
-    parts.loc[bad, ["sample_id", "modality", "path", "error"]].to_parquet(out / FAILED,
-                                                                          index=False)
+    parts.loc[bad, ["sample_id", "modality", "path", "error"]].to_parquet(out / FAILED, index=False)
     (out / "packed.json").write_text(json.dumps(meta, indent=2))
     index = parts.loc[~bad, ["sample_id", "modality", "shard", "offset", "shape", "fps"]]
     tmp = out / (INDEX + ".tmp")
@@ -247,15 +266,23 @@ class PackedStore:
             raise FileNotFoundError(f"{index_file}: no packed index; run `clerc prepare`")
         index = pd.read_parquet(index_file)
         if "fps" not in index:
-            raise ValueError(f"{index_file}: written by an older `clerc prepare` without frame "
-                             "rates; run `clerc prepare` again (it re-decodes every shard)")
-        self._fps = {str(sid): float(v) for sid, v in zip(index["sample_id"], index["fps"],
-                                                          strict=True)}
+            raise ValueError(
+                f"{index_file}: written by an older `clerc prepare` without frame "
+                "rates; run `clerc prepare` again (it re-decodes every shard)"
+            )
+        self._fps = {
+            str(sid): float(v) for sid, v in zip(index["sample_id"], index["fps"], strict=True)
+        }
         self._entries = {
             str(sid): (str(m), str(shard), int(off), tuple(int(v) for v in shape))
-            for sid, m, shard, off, shape in zip(index["sample_id"], index["modality"],
-                                                 index["shard"], index["offset"],
-                                                 index["shape"], strict=True)
+            for sid, m, shard, off, shape in zip(
+                index["sample_id"],
+                index["modality"],
+                index["shard"],
+                index["offset"],
+                index["shape"],
+                strict=True,
+            )
         }
         self._maps: dict[str, np.memmap] = {}
 
@@ -290,22 +317,25 @@ class PackedStore:
         try:
             return self._entries[sample_id]
         except KeyError:
-            raise KeyError(f"sample {sample_id!r} is not in the packed store "
-                           f"{self.directory}") from None
+            raise KeyError(
+                f"sample {sample_id!r} is not in the packed store {self.directory}"
+            ) from None
 
     def load(self, sample_id: str) -> np.ndarray:
         """The sample's native array (video uint8 (T,H,W), image uint8, ECG float32 mV)."""
         modality, shard, offset, shape = self._entry(sample_id)
-        kind = get_modality(modality).kind
+        kind = get_kind(get_modality(modality).kind)
+        if kind.packed_dtype is None:
+            raise ValueError(f"sample {sample_id!r}: {modality} samples are not packed")
         if shard not in self._maps:
-            self._maps[shard] = np.memmap(self.directory / f"{shard}.bin",
-                                          dtype=DTYPE_OF_KIND[kind], mode="r")
+            self._maps[shard] = np.memmap(
+                self.directory / f"{shard}.bin", dtype=kind.packed_dtype, mode="r"
+            )
         data = self._maps[shard]
         start = offset // data.itemsize
-        arr = data[start:start + int(np.prod(shape))].view(np.ndarray).reshape(shape)
-        if kind == "waveform":
-            return arr.astype(np.float32) / np.float32(ECG_SCALE)
-        return arr
+        return kind.unpack(
+            data[start : start + int(np.prod(shape))].view(np.ndarray).reshape(shape)
+        )
 
 
 def open_store(root: str | Path) -> PackedStore | None:
@@ -314,8 +344,9 @@ def open_store(root: str | Path) -> PackedStore | None:
     return PackedStore(directory) if (directory / INDEX).is_file() else None
 
 
-def read_prepared(root: str | Path,
-                  log: Callable[[str], None] | None = None) -> tuple[Manifest, PackedStore | None]:
+def read_prepared(
+    root: str | Path, log: Callable[[str], None] | None = None
+) -> tuple[Manifest, PackedStore | None]:
     """The manifest of ``root`` and its packed store (None if not prepared).
 
     Samples that ``clerc prepare --skip-bad`` could not decode are left out of the
@@ -326,22 +357,27 @@ def read_prepared(root: str | Path,
 
     manifest, store = read_manifest(root), open_store(root)
     bad = store.failed_ids() if store is not None else set()
-    if not bad:
+    if store is None or not bad:
         return manifest, store
     keep = ~manifest.samples["sample_id"].astype(str).isin(bad).to_numpy()
     say = log or (lambda text: print(text, file=sys.stderr))
-    say(f"{int((~keep).sum())} samples that `clerc prepare --skip-bad` could not decode are "
-        f"left out (listed in {store.directory / FAILED})")
+    say(
+        f"{int((~keep).sum())} samples that `clerc prepare --skip-bad` could not decode are "
+        f"left out (listed in {store.directory / FAILED})"
+    )
     return replace(manifest, samples=manifest.samples[keep].reset_index(drop=True)), store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("dir", type=Path, help="manifest directory")
     parser.add_argument("--out", type=Path, default=None, help="output (default DIR/packed)")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="leave out samples that fail to decode instead of failing")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out samples that fail to decode instead of failing",
+    )
     parser.add_argument("--workers", type=at_least(1), default=1, help="decoding processes")
     parser.add_argument("--shard-size", type=at_least(1), default=256, help="samples per shard")
 
@@ -350,26 +386,24 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True, soft_wrap=True)
-    if args.workers < 1 or args.shard_size < 1:
-        console.print(f"--workers ({args.workers}) and --shard-size ({args.shard_size}) must "
-                      "be positive integers", markup=False)
-        return 2
-    try:
-        report = prepare(args.dir, args.out, shard_size=args.shard_size,
-                         skip_bad=args.skip_bad, workers=args.workers)
-    except (FileNotFoundError, ValueError) as exc:  # a missing or unreadable manifest
-        console.print(f"cannot prepare {args.dir}: {exc}", markup=False, style="red")
-        return 1
+    report = prepare(
+        args.dir, args.out, shard_size=args.shard_size, skip_bad=args.skip_bad, workers=args.workers
+    )
     for sid, _path, error in report.failures:
         console.print(f"failed {sid}: {error}", markup=False, highlight=False, style="red")
-    console.print(f"{report.n_samples} samples in {report.n_shards} shards "
-                  f"({report.n_resumed} resumed), {len(report.failures)} failed to decode")
+    console.print(
+        f"{report.n_samples} samples in {report.n_shards} shards "
+        f"({report.n_resumed} resumed), {len(report.failures)} failed to decode"
+    )
     if report.failures and not args.skip_bad:
         console.print("index not written; fix the files or re-run with --skip-bad")
         return 1
     if report.failures:
         out = args.out if args.out is not None else args.dir / "packed"
-        console.print(f"skipped samples are listed in {out / FAILED}; training, embedding "
-                      "and the baselines leave them out until they are fixed and `clerc "
-                      "prepare` runs again", markup=False)
+        console.print(
+            f"skipped samples are listed in {out / FAILED}; training, embedding "
+            "and the baselines leave them out until they are fixed and `clerc "
+            "prepare` runs again",
+            markup=False,
+        )
     return 0

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from clerc.errors import UserError
 from clerc.modalities import ECG_LEADS, get_modality
 
 #: ECG sampling rate (Hz) and length (samples) of the native array.
@@ -56,7 +57,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _UNITS_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "v": 1e3}
 
 
-class ReaderError(ValueError):
+class ReaderError(UserError, ValueError):
     """A sample file that cannot be read; the message names the file and the problem."""
 
 
@@ -78,8 +79,9 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:  # a corrupt header raises ValueError, SyntaxError, TokenError...
-        raise ReaderError(f"{path}: not a readable .npy array ({type(exc).__name__}: "
-                          f"{exc})") from exc
+        raise ReaderError(
+            f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- video
@@ -94,8 +96,10 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     if suffix == ".npy":
         frames = _video_from_npy(path)
         return frames, _assumed_fps(None, ".npy videos carry no frame rate")
-    raise ReaderError(f"{path}: unsupported video file type {suffix!r}; expected one of "
-                      f"{', '.join(VIDEO_CONTAINERS)}, .dcm or .npy")
+    raise ReaderError(
+        f"{path}: unsupported video file type {suffix!r}; expected one of "
+        f"{', '.join(VIDEO_CONTAINERS)}, .dcm or .npy"
+    )
 
 
 def _read_container(path: Path) -> tuple[np.ndarray, float]:
@@ -115,8 +119,10 @@ def _read_container(path: Path) -> tuple[np.ndarray, float]:
     if not frames:
         raise ReaderError(f"{path}: video has no decodable frames")
     if declared and len(frames) < declared:
-        raise ReaderError(f"{path}: truncated video: header declares {declared} frames, "
-                          f"only {len(frames)} decoded")
+        raise ReaderError(
+            f"{path}: truncated video: header declares {declared} frames, "
+            f"only {len(frames)} decoded"
+        )
     if not rate or float(rate) <= 0:
         raise ReaderError(f"{path}: video stream has no frame rate")
     shapes = {f.shape for f in frames}
@@ -130,8 +136,10 @@ def _video_from_npy(path: Path) -> np.ndarray:
     if arr.ndim == 4 and arr.shape[-1] == 3 and arr.dtype == np.uint8:
         arr = _rgb_to_gray(arr)
     if arr.ndim != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
-        raise ReaderError(f"{path}: expected a uint8 video of shape (T, H, W) or (T, H, W, 3), "
-                          f"got {arr.dtype} {arr.shape}")
+        raise ReaderError(
+            f"{path}: expected a uint8 video of shape (T, H, W) or (T, H, W, 3), "
+            f"got {arr.dtype} {arr.shape}"
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -158,8 +166,11 @@ def _assumed_fps(path: Path | None, why: str) -> float:
     file of a kind, which Python's default filter shows once)."""
     fps = default_fps()
     where = f"{path}: " if path is not None else ""
-    warnings.warn(f"{where}{why}; assuming {fps:g} fps (set {FPS_ENV} to change)",
-                  NoFrameRateWarning, stacklevel=3)
+    warnings.warn(
+        f"{where}{why}; assuming {fps:g} fps (set {FPS_ENV} to change)",
+        NoFrameRateWarning,
+        stacklevel=3,
+    )
     return fps
 
 
@@ -188,8 +199,11 @@ def _dicom_fps(ds: Any, path: Path, n_frames: int) -> float:
         return fps
     if n_frames == 1:
         return 0.0
-    return _assumed_fps(path, "multi-frame DICOM without FrameTime, CineRate, "
-                              "RecommendedDisplayFrameRate or FrameTimeVector")
+    return _assumed_fps(
+        path,
+        "multi-frame DICOM without FrameTime, CineRate, "
+        "RecommendedDisplayFrameRate or FrameTimeVector",
+    )
 
 
 def _dicom_pixels(path: Path) -> tuple[np.ndarray, Any]:
@@ -207,14 +221,17 @@ def _dicom_pixels(path: Path) -> tuple[np.ndarray, Any]:
     except ReaderError:
         raise
     except Exception as exc:  # pydicom raises many types for corrupt or truncated files
-        raise ReaderError(f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: "
-                          f"{exc})") from exc
+        raise ReaderError(
+            f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: {exc})"
+        ) from exc
     n_frames = int(ds.get("NumberOfFrames") or 1)
     if arr.ndim == 2 and n_frames == 1:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != n_frames:
-        raise ReaderError(f"{path}: DICOM pixel array has shape {arr.shape}, expected "
-                          f"({n_frames}, Rows, Columns) for NumberOfFrames {n_frames}")
+        raise ReaderError(
+            f"{path}: DICOM pixel array has shape {arr.shape}, expected "
+            f"({n_frames}, Rows, Columns) for NumberOfFrames {n_frames}"
+        )
     return np.ascontiguousarray(arr), ds
 
 
@@ -245,8 +262,10 @@ def dicom_display(arr: np.ndarray, ds: Any) -> np.ndarray:
     if samples != 1:
         raise ReaderError(f"SamplesPerPixel {samples}; expected 1 or 3")
     if not photometric.startswith("MONOCHROME"):
-        raise ReaderError(f"PhotometricInterpretation {photometric!r} with one sample per "
-                          "pixel; expected MONOCHROME1, MONOCHROME2 or PALETTE COLOR")
+        raise ReaderError(
+            f"PhotometricInterpretation {photometric!r} with one sample per "
+            "pixel; expected MONOCHROME1, MONOCHROME2 or PALETTE COLOR"
+        )
     lo, hi = _voi_range(ds)
     out = _scale(apply_voi_lut(apply_modality_lut(arr, ds), ds), lo, hi)
     return 255 - out if photometric == "MONOCHROME1" else out
@@ -267,8 +286,9 @@ def _voi_range(ds: Any) -> tuple[float, float]:
         lo, hi = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
     if slope is not None and intercept is not None:
-        lo, hi = sorted((lo * float(slope) + float(intercept),
-                         hi * float(slope) + float(intercept)))
+        lo, hi = sorted(
+            (lo * float(slope) + float(intercept), hi * float(slope) + float(intercept))
+        )
     return lo, hi
 
 
@@ -301,8 +321,10 @@ def read_ecg(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         arr = _load_npy(path)
         if arr.ndim != 2 or arr.shape[0] != 12 or arr.shape[1] == 0:
-            raise ReaderError(f"{path}: expected an ECG array of shape (12, L) "
-                              f"(leads {', '.join(ECG_LEADS)}, mV, 500 Hz), got {arr.shape}")
+            raise ReaderError(
+                f"{path}: expected an ECG array of shape (12, L) "
+                f"(leads {', '.join(ECG_LEADS)}, mV, 500 Hz), got {arr.shape}"
+            )
         if not np.issubdtype(arr.dtype, np.number):
             raise ReaderError(f"{path}: expected a numeric ECG array, got dtype {arr.dtype}")
         return _fit_length(np.nan_to_num(arr.astype(np.float32), nan=0.0))
@@ -320,15 +342,18 @@ def _read_wfdb(path: Path) -> np.ndarray:
     except FileNotFoundError as exc:
         raise ReaderError(f"{header}: a file of the record is missing ({exc})") from exc
     except Exception as exc:  # wfdb raises ValueError, HeaderSyntaxError, IndexError...
-        raise ReaderError(f"{header}: cannot read WFDB record ({type(exc).__name__}: "
-                          f"{exc})") from exc
+        raise ReaderError(
+            f"{header}: cannot read WFDB record ({type(exc).__name__}: {exc})"
+        ) from exc
     if rec.p_signal is None or rec.p_signal.size == 0:
         raise ReaderError(f"{header}: WFDB record has no samples")
     names = list(rec.sig_name or [])
     units = list(rec.units or [])
     order = _lead_index(names, header)
-    scale = np.array([_unit_factor(units[i] if i < len(units) else "", header, names[i])
-                      for i in order], dtype=np.float64)
+    scale = np.array(
+        [_unit_factor(units[i] if i < len(units) else "", header, names[i]) for i in order],
+        dtype=np.float64,
+    )
     sig = np.asarray(rec.p_signal, dtype=np.float64).T[order] * scale[:, None]
     sig = np.nan_to_num(sig, nan=0.0)
     sig = _resample(sig, float(rec.fs), header)
@@ -340,11 +365,14 @@ def _lead_index(names: list[str], where: Path) -> list[int]:
     lower = [str(n).strip().lower() for n in names]
     missing = [lead for lead in ECG_LEADS if lead.lower() not in lower]
     if missing:
-        raise ReaderError(f"{where}: leads {', '.join(missing)} not found; record has "
-                          f"{', '.join(map(str, names)) or 'no lead names'}; expected "
-                          f"{', '.join(ECG_LEADS)}")
-    dupes = sorted({n for n in lower if lower.count(n) > 1 and n in
-                    {lead.lower() for lead in ECG_LEADS}})
+        raise ReaderError(
+            f"{where}: leads {', '.join(missing)} not found; record has "
+            f"{', '.join(map(str, names)) or 'no lead names'}; expected "
+            f"{', '.join(ECG_LEADS)}"
+        )
+    dupes = sorted(
+        {n for n in lower if lower.count(n) > 1 and n in {lead.lower() for lead in ECG_LEADS}}
+    )
     if dupes:
         raise ReaderError(f"{where}: lead names {', '.join(dupes)} appear more than once")
     return [lower.index(lead.lower()) for lead in ECG_LEADS]
@@ -385,16 +413,16 @@ def read_image(path: str | Path) -> np.ndarray:
     if suffix in (".dcm", ".dicom"):
         frames, _ = _dicom_pixels(path)
         if frames.shape[0] != 1:
-            raise ReaderError(f"{path}: expected a single-frame DICOM image, "
-                              f"got {frames.shape[0]} frames")
+            raise ReaderError(
+                f"{path}: expected a single-frame DICOM image, got {frames.shape[0]} frames"
+            )
         return frames[0]
     if suffix == ".npy":
         arr = _load_npy(path)
         if arr.ndim == 3 and arr.shape[-1] == 3 and arr.dtype == np.uint8:
             arr = _rgb_to_gray(arr)
         if arr.ndim != 2 or arr.dtype != np.uint8 or 0 in arr.shape:
-            raise ReaderError(f"{path}: expected a uint8 image (H, W), got {arr.dtype} "
-                              f"{arr.shape}")
+            raise ReaderError(f"{path}: expected a uint8 image (H, W), got {arr.dtype} {arr.shape}")
         return np.ascontiguousarray(arr)
     return _read_pillow(path)
 
@@ -435,7 +463,8 @@ def _present(value: Any) -> bool:
     return not (value is None or pd.isna(value) or str(value) == "")
 
 
-def _sample_file(manifest: Any, row: Any) -> Path:
+def sample_file(manifest: Any, row: Any) -> Path:
+    """The file of a samples-table row (a row without a path is named)."""
     if not _present(row.get("path")):
         raise ReaderError(f"sample {row['sample_id']}: {row['modality']} sample has no path")
     return manifest.resolve(str(row["path"]))
@@ -448,29 +477,25 @@ def load_sample(manifest: Any, row: Any) -> np.ndarray | str:
     returns the frames only (:func:`load_video` gives the fps too).
     """
     modality = get_modality(str(row["modality"]))
-    if modality.kind == "text":
+    if modality.is_text:
         text = row.get("text")
         if _present(text):
             return str(text)
         if not _present(row.get("path")):
-            raise ReaderError(f"sample {row['sample_id']}: text sample has neither text nor "
-                              "path")
+            raise ReaderError(f"sample {row['sample_id']}: text sample has neither text nor path")
         return read_text(manifest.resolve(str(row["path"])))
-    return read_file(modality.name, _sample_file(manifest, row))
+    return read_file(modality.name, sample_file(manifest, row))
 
 
 def load_video(manifest: Any, row: Any) -> tuple[np.ndarray, float]:
     """Frames and fps of a video row (see :func:`read_video`)."""
-    return read_video(_sample_file(manifest, row))
+    return read_video(sample_file(manifest, row))
 
 
-def read_file(modality: str, path: str | Path) -> np.ndarray:
-    """The reader's array for a file of a diagnostic modality (video frames without fps)."""
-    kind = get_modality(modality).kind
-    if kind == "video":
-        return read_video(path)[0]
-    if kind == "waveform":
-        return read_ecg(path)
-    if kind == "image":
-        return read_image(path)
-    raise ReaderError(f"{path}: {modality} is a text modality; use read_text")
+def read_file(modality: str, path: str | Path) -> Any:
+    """The reader's output for a file of ``modality``, by its kind (``clerc.kinds``): video
+    frames without fps, an ECG array, an image array, a report's text."""
+    from clerc.kinds import get_kind
+
+    kind = get_kind(get_modality(modality).kind)
+    return kind.array(kind.read(Path(path)))

@@ -47,8 +47,9 @@ def clip_offsets(frames_out: int, fps: float, clip_fps: float = CLIP_FPS) -> np.
     0, 3, 7, 10, ...; at 15 fps every frame; at 7.5 fps each frame twice.
     """
     if not fps > 0 or not clip_fps > 0:
-        raise ValueError(f"clip sampling needs positive frame rates, got fps={fps!r} and "
-                         f"clip_fps={clip_fps!r}")
+        raise ValueError(
+            f"clip sampling needs positive frame rates, got fps={fps!r} and clip_fps={clip_fps!r}"
+        )
     return np.floor(np.arange(frames_out) * (float(fps) / float(clip_fps)) + 0.5).astype(np.int64)
 
 
@@ -57,10 +58,18 @@ def clip_span(frames_out: int, fps: float, clip_fps: float = CLIP_FPS) -> int:
     return int(clip_offsets(frames_out, fps, clip_fps)[-1]) + 1
 
 
-def video_clip(frames: np.ndarray, *, fps: float, clip_fps: float = CLIP_FPS,
-               frames_out: int = 16, size: int = VIDEO_SIZE, train: bool,
-               rng: np.random.Generator | None = None, start: int | None = None,
-               pad: int = 12) -> np.ndarray:
+def video_clip(
+    frames: np.ndarray,
+    *,
+    fps: float,
+    clip_fps: float = CLIP_FPS,
+    frames_out: int = 16,
+    size: int = VIDEO_SIZE,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    start: int | None = None,
+    pad: int = 12,
+) -> np.ndarray:
     """One clip ``uint8 (frames_out, size, size)`` of ``frames`` (T, H, W) recorded at ``fps``.
 
     ``frames_out`` frames at ``clip_fps`` (:func:`clip_offsets`) from frame ``start``,
@@ -75,27 +84,32 @@ def video_clip(frames: np.ndarray, *, fps: float, clip_fps: float = CLIP_FPS,
     offsets = clip_offsets(frames_out, fps, clip_fps)
     latest = max(n - int(offsets[-1]) - 1, 0)
     if start is None:
-        start = int(rng.integers(0, latest + 1)) if train else latest // 2
+        start = int(rng.integers(0, latest + 1)) if train and rng else latest // 2
     clip = resize_frames(frames[(start + offsets) % n], size, size)
-    if train and pad > 0:
+    if train and rng and pad > 0:
         clip = _pad_random_crop(clip, pad, size, rng)
     return np.ascontiguousarray(clip)
 
 
-def _pad_random_crop(clip: np.ndarray, pad: int, size: int,
-                     rng: np.random.Generator) -> np.ndarray:
+def _pad_random_crop(clip: np.ndarray, pad: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Pad ``pad`` px of black per side, then crop ``size`` px back at a random offset."""
     i, j = (int(v) for v in rng.integers(0, 2 * pad + 1, size=2))
     out = np.zeros((clip.shape[0], size, size), dtype=clip.dtype)
     # rows/cols of the padded image [i, i+size) mapped back into the unpadded clip
     r0, r1 = max(i - pad, 0), min(i - pad + size, size)
     c0, c1 = max(j - pad, 0), min(j - pad + size, size)
-    out[:, r0 - (i - pad):r1 - (i - pad), c0 - (j - pad):c1 - (j - pad)] = clip[:, r0:r1, c0:c1]
+    out[:, r0 - (i - pad) : r1 - (i - pad), c0 - (j - pad) : c1 - (j - pad)] = clip[:, r0:r1, c0:c1]
     return out
 
 
-def clip_starts(n_frames: int, *, fps: float, clip_fps: float = CLIP_FPS, frames_out: int = 16,
-                max_clips: int | None = None) -> np.ndarray:
+def clip_starts(
+    n_frames: int,
+    *,
+    fps: float,
+    clip_fps: float = CLIP_FPS,
+    frames_out: int = 16,
+    max_clips: int | None = None,
+) -> np.ndarray:
     """Evenly spaced clip starts from 0 to the last full clip, covering every frame.
 
     Consecutive starts are at most one clip duration (``frames_out / clip_fps`` seconds)
@@ -111,19 +125,38 @@ def clip_starts(n_frames: int, *, fps: float, clip_fps: float = CLIP_FPS, frames
     return np.unique(np.rint(np.linspace(0, n_frames - span, k)).astype(np.int64))
 
 
-def video_clips_covering(frames: np.ndarray, *, fps: float, clip_fps: float = CLIP_FPS,
-                         frames_out: int = 16, size: int = VIDEO_SIZE,
-                         max_clips: int | None = None) -> np.ndarray:
+def video_clips_covering(
+    frames: np.ndarray,
+    *,
+    fps: float,
+    clip_fps: float = CLIP_FPS,
+    frames_out: int = 16,
+    size: int = VIDEO_SIZE,
+    max_clips: int | None = None,
+) -> np.ndarray:
     """Evaluation clips ``uint8 (K, frames_out, size, size)`` covering the whole video.
 
     The first starts at frame 0 and the last ends on the last frame (see
     :func:`clip_starts`).
     """
     _check_video(frames)
-    starts = clip_starts(frames.shape[0], fps=fps, clip_fps=clip_fps, frames_out=frames_out,
-                         max_clips=max_clips)
-    return np.stack([video_clip(frames, fps=fps, clip_fps=clip_fps, frames_out=frames_out,
-                                size=size, train=False, start=int(s)) for s in starts])
+    starts = clip_starts(
+        frames.shape[0], fps=fps, clip_fps=clip_fps, frames_out=frames_out, max_clips=max_clips
+    )
+    return np.stack(
+        [
+            video_clip(
+                frames,
+                fps=fps,
+                clip_fps=clip_fps,
+                frames_out=frames_out,
+                size=size,
+                train=False,
+                start=int(s),
+            )
+            for s in starts
+        ]
+    )
 
 
 def _check_video(frames: np.ndarray) -> None:
@@ -141,8 +174,9 @@ def sector_box(frames: np.ndarray, threshold: int = 10) -> tuple[int, int, int, 
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def crop_sector_square(frames: np.ndarray, *, size: int = VIDEO_SIZE,
-                       threshold: int = 10) -> np.ndarray:
+def crop_sector_square(
+    frames: np.ndarray, *, size: int = VIDEO_SIZE, threshold: int = 10
+) -> np.ndarray:
     """Crop to a tight square around the non-black scanning sector, then scale to ``size``.
 
     The square's side is the larger side of the sector's bounding box, centred on it; where
@@ -161,12 +195,13 @@ def crop_sector_square(frames: np.ndarray, *, size: int = VIDEO_SIZE,
     h, w = frames.shape[1:]
     sr0, sr1 = max(r0, 0), min(r0 + side, h)
     sc0, sc1 = max(c0, 0), min(c0 + side, w)
-    square[:, sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = frames[:, sr0:sr1, sc0:sc1]
+    square[:, sr0 - r0 : sr1 - r0, sc0 - c0 : sc1 - c0] = frames[:, sr0:sr1, sc0:sc1]
     return resize_frames(square, size, size)
 
 
-def ecg_crop(sig: np.ndarray, *, length: int = 2500, train: bool,
-             rng: np.random.Generator | None = None) -> np.ndarray:
+def ecg_crop(
+    sig: np.ndarray, *, length: int = 2500, train: bool, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """A ``float32 (12, length)`` window: random when training, the centre otherwise.
 
     A signal shorter than ``length`` is zero-padded at the end.
@@ -180,8 +215,8 @@ def ecg_crop(sig: np.ndarray, *, length: int = 2500, train: bool,
         out = np.zeros((sig.shape[0], length), dtype=np.float32)
         out[:, :n] = sig
         return out
-    start = int(rng.integers(0, n - length + 1)) if train else (n - length) // 2
-    return np.ascontiguousarray(sig[:, start:start + length], dtype=np.float32)
+    start = int(rng.integers(0, n - length + 1)) if train and rng else (n - length) // 2
+    return np.ascontiguousarray(sig[:, start : start + length], dtype=np.float32)
 
 
 def image_to_base(img: np.ndarray, base: int = IMAGE_BASE) -> np.ndarray:
@@ -195,11 +230,17 @@ def image_to_base(img: np.ndarray, base: int = IMAGE_BASE) -> np.ndarray:
     nh, nw = max(base, round(h * scale)), max(base, round(w * scale))
     resized = resize_frames(img[None], nh, nw)[0]
     r, c = (nh - base) // 2, (nw - base) // 2
-    return np.ascontiguousarray(resized[r:r + base, c:c + base])
+    return np.ascontiguousarray(resized[r : r + base, c : c + base])
 
 
-def image_crop(img: np.ndarray, *, size: int = 224, train: bool,
-               rng: np.random.Generator | None = None, base: int = IMAGE_BASE) -> np.ndarray:
+def image_crop(
+    img: np.ndarray,
+    *,
+    size: int = 224,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    base: int = IMAGE_BASE,
+) -> np.ndarray:
     """A ``uint8 (size, size)`` crop of the image scaled to ``base``: random when training,
     the centre otherwise."""
     if size > base:
@@ -207,15 +248,16 @@ def image_crop(img: np.ndarray, *, size: int = 224, train: bool,
     if train and rng is None:
         raise ValueError("image_crop(train=True) needs an rng (np.random.Generator)")
     img = image_to_base(img, base)
-    if train:
+    if train and rng:
         i, j = (int(v) for v in rng.integers(0, base - size + 1, size=2))
     else:
         i = j = (base - size) // 2
-    return np.ascontiguousarray(img[i:i + size, j:j + size])
+    return np.ascontiguousarray(img[i : i + size, j : j + size])
 
 
-def to_native(modality: str, array: np.ndarray, *, video_size: int = VIDEO_SIZE,
-              image_base: int = IMAGE_BASE) -> np.ndarray:
+def to_native(
+    modality: str, array: np.ndarray, *, video_size: int = VIDEO_SIZE, image_base: int = IMAGE_BASE
+) -> np.ndarray:
     """A reader's array in the modality's native shape (what packed shards hold).
 
     echo_video: :func:`crop_sector_square` unless already ``video_size`` square;
@@ -233,5 +275,7 @@ def to_native(modality: str, array: np.ndarray, *, video_size: int = VIDEO_SIZE,
         return image_to_base(array, image_base)
     if modality == "ecg_waveform":
         return array
-    raise ValueError(f"to_native: {modality!r} is not a diagnostic modality; expected "
-                     "echo_video, ecg_waveform, angio_video or cxr_image")
+    raise ValueError(
+        f"to_native: {modality!r} is not a diagnostic modality; expected "
+        "echo_video, ecg_waveform, angio_video or cxr_image"
+    )

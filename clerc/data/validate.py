@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from clerc.data.manifest import (
     resolve_path,
 )
 from clerc.modalities import DIAGNOSTIC, MODALITY_NAMES, get_modality
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,16 @@ def _read_raw(root: Path) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
         except Exception as exc:  # pyarrow raises several types for a corrupt file
             problems.append(Problem(name, None, None, str(f), f"cannot read Parquet: {exc}"))
             continue
-        missing = [c for c in SCHEMA[name]
-                   if c not in df.columns and c not in OPTIONAL_COLUMNS[name]]
+        missing = [
+            c for c in SCHEMA[name] if c not in df.columns and c not in OPTIONAL_COLUMNS[name]
+        ]
         problems += [Problem(name, None, c, None, "required column missing") for c in missing]
         if name == "samples" and "path" not in df.columns and "text" not in df.columns:
-            problems.append(Problem(name, None, "path", None,
-                                    "samples need a path or a text column; neither exists"))
+            problems.append(
+                Problem(
+                    name, None, "path", None, "samples need a path or a text column; neither exists"
+                )
+            )
         tables[name] = df
     return tables, problems
 
@@ -89,25 +97,36 @@ def _times(table: str, df: pd.DataFrame, column: str, required: bool) -> Iterato
     bad = parsed.isna() if required else parsed.isna() & ~_blank(raw)
     for i in np.flatnonzero(bad.to_numpy()):
         value = raw.iloc[i]
-        msg = "missing time" if _show(value) is None else (
-            "cannot parse as a date/time in the column's format (inferred from its first "
-            "value; use one format, ISO 8601 preferred)")
+        msg = (
+            "missing time"
+            if _show(value) is None
+            else (
+                "cannot parse as a date/time in the column's format (inferred from its first "
+                "value; use one format, ISO 8601 preferred)"
+            )
+        )
         yield Problem(table, int(i), column, _show(value), msg)
 
 
 # --------------------------------------------------------------------------- samples
-def _check_samples(df: pd.DataFrame, root: Path, known_patients: set[str] | None
-                   ) -> Iterator[Problem]:
+def _check_samples(
+    df: pd.DataFrame, root: Path, known_patients: set[str] | None
+) -> Iterator[Problem]:
     yield from _missing_ids("samples", df, ("patient_id", "sample_id"))
     if "sample_id" in df.columns:
         ids = df["sample_id"].astype("string")
-        first = {}
+        first: dict[str, int] = {}
         for i, sid in enumerate(ids):
             if pd.isna(sid):
                 continue
             if sid in first:
-                yield Problem("samples", i, "sample_id", sid,
-                              f"duplicate sample_id (first at row {first[sid]})")
+                yield Problem(
+                    "samples",
+                    i,
+                    "sample_id",
+                    sid,
+                    f"duplicate sample_id (first at row {first[sid]})",
+                )
             else:
                 first[sid] = i
     yield from _check_modality_split(df)
@@ -130,16 +149,25 @@ def _check_modality_split(df: pd.DataFrame) -> Iterator[Problem]:
             if pd.isna(m) or m not in MODALITY_NAMES:
                 close = difflib.get_close_matches(str(m), MODALITY_NAMES, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                yield Problem("samples", i, "modality", _show(m),
-                              f"unknown modality{hint}; expected one of "
-                              f"{', '.join(MODALITY_NAMES)}")
+                yield Problem(
+                    "samples",
+                    i,
+                    "modality",
+                    _show(m),
+                    f"unknown modality{hint}; expected one of {', '.join(MODALITY_NAMES)}",
+                )
     if "split" not in df.columns:
         return
     split = df["split"].astype("string")
     for i, s in enumerate(split):
         if pd.isna(s) or s not in SPLITS:
-            yield Problem("samples", i, "split", _show(s),
-                          f"invalid split; expected one of {', '.join(SPLITS)}")
+            yield Problem(
+                "samples",
+                i,
+                "split",
+                _show(s),
+                f"invalid split; expected one of {', '.join(SPLITS)}",
+            )
     if "patient_id" in df.columns:
         yield from _split_leaks(df["patient_id"].astype("string"), split)
 
@@ -156,9 +184,14 @@ def _split_leaks(patients: pd.Series, split: pd.Series) -> Iterator[Problem]:
         elif s != first_split[p] and p not in reported:
             reported.add(p)
             splits = sorted(set(split[patients == p].dropna()) & set(SPLITS))
-            yield Problem("samples", i, "split", s,
-                          f"patient {p} is in more than one split ({', '.join(splits)}); "
-                          "splits must be by patient")
+            yield Problem(
+                "samples",
+                i,
+                "split",
+                s,
+                f"patient {p} is in more than one split ({', '.join(splits)}); "
+                "splits must be by patient",
+            )
 
 
 def _check_paths(df: pd.DataFrame, root: Path) -> Iterator[Problem]:
@@ -168,12 +201,19 @@ def _check_paths(df: pd.DataFrame, root: Path) -> Iterator[Problem]:
     no_path, no_text = _blank(paths).to_numpy(), _blank(texts).to_numpy()
     for i in range(len(df)):
         modality = None if pd.isna(modalities.iloc[i]) else str(modalities.iloc[i])
-        is_text = modality in MODALITY_NAMES and get_modality(modality).is_text
+        is_text = (
+            modality is not None and modality in MODALITY_NAMES and get_modality(modality).is_text
+        )
         if no_path[i] and no_text[i]:
             yield Problem("samples", i, "path", None, "sample has neither a path nor a text")
         elif no_path[i] and modality in MODALITY_NAMES and not is_text:
-            yield Problem("samples", i, "path", None,
-                          f"a {modality} sample needs a file path (inline text is for reports)")
+            yield Problem(
+                "samples",
+                i,
+                "path",
+                None,
+                f"a {modality} sample needs a file path (inline text is for reports)",
+            )
         elif not no_path[i]:
             msg = _file_problem(root, str(paths.iloc[i]), modality)
             if msg:
@@ -215,10 +255,19 @@ def _check_binary_values(df: pd.DataFrame) -> Iterator[Problem]:
     values = pd.to_numeric(df["value"], errors="coerce").astype("float64").to_numpy()
     for i, task in enumerate(df["task"].astype("string")):
         v = values[i]
-        if not pd.isna(task) and kinds.get(task) == "binary" and np.isfinite(v) \
-                and v not in (0.0, 1.0):
-            yield Problem("labels", i, "value", _show(df["value"].iloc[i]),
-                          f"{task} is a binary task: expected 0 or 1")
+        if (
+            not pd.isna(task)
+            and kinds.get(task) == "binary"
+            and np.isfinite(v)
+            and v not in (0.0, 1.0)
+        ):
+            yield Problem(
+                "labels",
+                i,
+                "value",
+                _show(df["value"].iloc[i]),
+                f"{task} is a binary task: expected 0 or 1",
+            )
 
 
 def unknown_label_tasks(manifest: Manifest) -> list[str]:
@@ -230,8 +279,10 @@ def unknown_label_tasks(manifest: Manifest) -> list[str]:
         if task not in kinds:
             close = difflib.get_close_matches(str(task).lower(), list(kinds), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            out.append(f"labels task {task!r} ({n} rows) is not read by any task definition"
-                       f"{hint}; scoring ignores it unless a --tasks-file defines it")
+            out.append(
+                f"labels task {task!r} ({n} rows) is not read by any task definition"
+                f"{hint}; scoring ignores it unless a --tasks-file defines it"
+            )
     return out
 
 
@@ -248,10 +299,15 @@ def _check_labels(df: pd.DataFrame, known_patients: set[str] | None) -> Iterator
             msg = "non-finite label value" if number else "label value is not a number"
             yield Problem("labels", int(i), "value", _show(raw.iloc[i]) or "NA", msg)
     if "source_modality" in df.columns:
-        for i, m in enumerate(df["source_modality"].astype("string")):
+        for k, m in enumerate(df["source_modality"].astype("string")):
             if pd.isna(m) or m not in DIAGNOSTIC:
-                yield Problem("labels", i, "source_modality", _show(m),
-                              f"expected a diagnostic modality: {', '.join(DIAGNOSTIC)}")
+                yield Problem(
+                    "labels",
+                    k,
+                    "source_modality",
+                    _show(m),
+                    f"expected a diagnostic modality: {', '.join(DIAGNOSTIC)}",
+                )
     yield from _times("labels", df, "measured_at", required=False)
     yield from _conflicting_labels(df)
 
@@ -276,9 +332,14 @@ def _conflicting_labels(df: pd.DataFrame) -> Iterator[Problem]:
                 continue
             reported.add(rec["row"])
             origin = int(first[tuple(rec[c] for c in (*base, col))])
-            yield Problem("labels", int(rec["row"]), "value", _show(rec["number"]),
-                          f"conflicts with row {origin}: another value of task "
-                          f"{rec['task']!r} for the same {col.removesuffix('_id')}")
+            yield Problem(
+                "labels",
+                int(rec["row"]),
+                "value",
+                _show(rec["number"]),
+                f"conflicts with row {origin}: another value of task "
+                f"{rec['task']!r} for the same {col.removesuffix('_id')}",
+            )
 
 
 def _check_patients(df: pd.DataFrame) -> Iterator[Problem]:
@@ -286,19 +347,29 @@ def _check_patients(df: pd.DataFrame) -> Iterator[Problem]:
     if "patient_id" in df.columns:
         dup = df["patient_id"].astype("string").duplicated() & ~_blank(df["patient_id"])
         for i in np.flatnonzero(dup.to_numpy()):
-            yield Problem("patients", int(i), "patient_id", str(df["patient_id"].iloc[i]),
-                          "duplicate patient_id")
+            yield Problem(
+                "patients",
+                int(i),
+                "patient_id",
+                str(df["patient_id"].iloc[i]),
+                "duplicate patient_id",
+            )
     if "sex" in df.columns:
-        for i, s in enumerate(df["sex"].astype("string")):
+        for k, s in enumerate(df["sex"].astype("string")):
             if not pd.isna(s) and s not in ("F", "M"):
-                yield Problem("patients", i, "sex", s, "expected F, M or missing")
+                yield Problem("patients", k, "sex", s, "expected F, M or missing")
     if "anchor_age" in df.columns:
         raw = df["anchor_age"]
         ages = pd.to_numeric(raw, errors="coerce").astype("float64").to_numpy()
         bad = (np.isnan(ages) & ~raw.isna().to_numpy()) | np.isinf(ages) | (ages < 0)
         for i in np.flatnonzero(bad):
-            yield Problem("patients", int(i), "anchor_age", _show(raw.iloc[i]),
-                          "expected a finite, non-negative age in years")
+            yield Problem(
+                "patients",
+                int(i),
+                "anchor_age",
+                _show(raw.iloc[i]),
+                "expected a finite, non-negative age in years",
+            )
     yield from _times("patients", df, "anchor_time", required=False)
 
 
@@ -343,9 +414,20 @@ def _deep_check(manifest: Manifest) -> list[Problem]:
             except ReaderError as exc:
                 problems.append(Problem("samples", int(i), "path", _show(row["path"]), str(exc)))
             else:
-                if row["modality"] == "ecg_waveform" and is_flat(value):
-                    problems.append(Problem("samples", int(i), "path", _show(row["path"]),
-                                            "ECG is flat (every lead constant)"))
+                if (
+                    row["modality"] == "ecg_waveform"
+                    and isinstance(value, np.ndarray)
+                    and is_flat(value)
+                ):
+                    problems.append(
+                        Problem(
+                            "samples",
+                            int(i),
+                            "path",
+                            _show(row["path"]),
+                            "ECG is flat (every lead constant)",
+                        )
+                    )
             progress.advance(task)
     return problems
 
@@ -364,16 +446,21 @@ def summarise(manifest: Manifest) -> Summary:
     """Samples per modality and split, and patients per modality pair (Table 1 style)."""
     s = manifest.samples
     counts = pd.crosstab(s["modality"], s["split"]).reindex(
-        index=list(MODALITY_NAMES), columns=list(SPLITS), fill_value=0)
+        index=list(MODALITY_NAMES), columns=list(SPLITS), fill_value=0
+    )
     counts["total"] = counts.sum(axis=1)
-    have = pd.crosstab(s["patient_id"], s["modality"]).reindex(
-        columns=list(MODALITY_NAMES), fill_value=0) > 0
+    have = (
+        pd.crosstab(s["patient_id"], s["modality"]).reindex(
+            columns=list(MODALITY_NAMES), fill_value=0
+        )
+        > 0
+    )
     m = have.to_numpy(dtype=np.int64)
     pairs = pd.DataFrame(m.T @ m, index=list(MODALITY_NAMES), columns=list(MODALITY_NAMES))
     return Summary(samples=counts.astype("int64"), patients=pairs)
 
 
-def print_summary(summary: Summary, console: object | None = None) -> None:
+def print_summary(summary: Summary, console: Console | None = None) -> None:
     """Print the two summary tables with rich."""
     from rich.console import Console
     from rich.table import Table
@@ -386,16 +473,18 @@ def print_summary(summary: Summary, console: object | None = None) -> None:
     names = list(summary.patients.index)
     p = Table("", *names, title="Patients with each pair of modalities")
     for i, name in enumerate(names):
-        cells = [f"{int(summary.patients.iloc[i, j]):,}" if j <= i else "" for j in
-                 range(len(names))]
+        cells = [
+            f"{int(summary.patients.iloc[i, j]):,}" if j <= i else "" for j in range(len(names))
+        ]
         p.add_row(name, *cells)
     console.print(p)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, help="manifest directory")
-    parser.add_argument("--deep", action="store_true",
-                        help="decode every sample with the readers (slow)")
+    parser.add_argument(
+        "--deep", action="store_true", help="decode every sample with the readers (slow)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -409,8 +498,13 @@ def run(args: argparse.Namespace) -> int:
         for name in ("table", "row", "column", "value", "problem"):
             table.add_column(name, overflow="fold")
         for p in problems:
-            table.add_row(p.table, "" if p.row is None else str(p.row), p.column or "",
-                          p.value or "", p.message)
+            table.add_row(
+                p.table,
+                "" if p.row is None else str(p.row),
+                p.column or "",
+                p.value or "",
+                p.message,
+            )
         console.print(table)
         return 1
     manifest = read_manifest(args.dir)

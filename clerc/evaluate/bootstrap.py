@@ -22,20 +22,24 @@ computed for the whole block at once as a weighted metric (weights = counts of e
 
 A resample where the metric is undefined (one class only for AUROC, zero variance of
 y_true for R^2) is counted in `n_undefined` and excluded from the percentile interval.
+
+Which scorer computes a metric is the metric's spec (`clerc.evaluate.metric_specs`); the
+scorers themselves are in `clerc.evaluate.scorers`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
+from clerc.evaluate.metric_specs import MetricSpec, metric_spec, scorer_of
 from clerc.evaluate.metrics import finite_vector
+from clerc.evaluate.scorers import Cores, Scorer
+from clerc.registry import UnknownNameError
 
 __all__ = [
     "BootstrapResult",
@@ -51,12 +55,7 @@ __all__ = [
     "resample_counts",
 ]
 
-_SIMPLE = ("auroc", "auprc", "brier", "ece", "r2", "mae", "median", "mean", "mrr")
-_NEEDS_TRUTH = ("auroc", "auprc", "brier", "ece", "r2", "mae")
 _BLOCK_CELLS = 500_000  # float64 cells per block matrix (4 MB: stays in cache)
-
-# A scorer maps float64 counts (n_patients, B) to (values (B,), defined (B,) bool).
-Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -78,22 +77,27 @@ class BootstrapResult:
     p_value: float | None
 
 
-def _parse_metric(metric: str) -> tuple[str, int]:
-    if metric in _SIMPLE:
-        return metric, 0
-    match = re.fullmatch(r"recall@(\d+)", metric)
-    if match and int(match.group(1)) >= 1:
-        return "recall", int(match.group(1))
-    raise ValueError(f"unknown bootstrap metric {metric!r}; expected one of "
-                     f"{', '.join(_SIMPLE)} or 'recall@K' with an integer K >= 1")
+def _spec(metric: str) -> MetricSpec:
+    """The metric's spec, when it has a bootstrap scorer."""
+    try:
+        spec = metric_spec(metric)
+    except UnknownNameError:
+        spec = None
+    if spec is None or spec.scorer is None:
+        raise ValueError(
+            f"unknown bootstrap metric {metric!r}; expected a metric of "
+            "clerc.evaluate.metric_specs with a scorer (e.g. auroc, r2, mae, "
+            "median, mean) or 'recall@K' with an integer K >= 1"
+        )
+    return spec
 
 
-def _count_blocks(n_patients: int, n_resamples: int, seed: int,
-                  block: int) -> Iterator[np.ndarray]:
+def _count_blocks(n_patients: int, n_resamples: int, seed: int, block: int) -> Iterator[np.ndarray]:
     """Yield float64 count matrices (n_patients, <= block): column r = resample r."""
     if n_patients < 1 or n_resamples < 1 or block < 1:
-        raise ValueError(f"need n_patients, n_resamples and block >= 1, got {n_patients}, "
-                         f"{n_resamples}, {block}")
+        raise ValueError(
+            f"need n_patients, n_resamples and block >= 1, got {n_patients}, {n_resamples}, {block}"
+        )
     if n_patients >= 2**32:
         raise ValueError(f"n_patients must be below 2**32, got {n_patients}")
     rng = np.random.default_rng(seed)
@@ -106,8 +110,9 @@ def _count_blocks(n_patients: int, n_resamples: int, seed: int,
         yield counts
 
 
-def iter_resample_counts(n_patients: int, n_resamples: int, seed: int,
-                         block: int) -> Iterator[np.ndarray]:
+def iter_resample_counts(
+    n_patients: int, n_resamples: int, seed: int, block: int
+) -> Iterator[np.ndarray]:
     """Yield int64 count matrices (<= block, n_patients): how often each patient is drawn."""
     for counts in _count_blocks(n_patients, n_resamples, seed, block):
         yield counts.T.astype(np.int64)
@@ -118,204 +123,38 @@ def resample_counts(n_patients: int, n_resamples: int, seed: int) -> np.ndarray:
     return np.concatenate(list(iter_resample_counts(n_patients, n_resamples, seed, 256)))
 
 
-def _patient_sums(codes: np.ndarray, n_patients: int, values: np.ndarray) -> np.ndarray:
-    return np.bincount(codes, weights=values, minlength=n_patients)
-
-
-def _group_matrix(groups: np.ndarray, n_groups: int, codes: np.ndarray,
-                  n_patients: int) -> sparse.csr_matrix:
-    """Sparse (n_groups, n_patients): how many rows of each patient fall in each group."""
-    ones = np.ones(codes.size)
-    return sparse.csr_matrix((ones, (groups, codes)), shape=(n_groups, n_patients))
-
-
-BinaryCore = Callable[[np.ndarray], tuple[np.ndarray, ...]]
-
-
-def _binary_core(codes: np.ndarray, n_patients: int, y: np.ndarray, s: np.ndarray,
-                 last: list | None = None) -> BinaryCore:
-    """Per block of counts, the products AUROC and AUPRC both need: per positive tie group
-    (ascending score) the positive weight P, the negative weight strictly below C and tied
-    T, and per resample n_pos and n_neg. The last products are kept (in ``last``, one slot
-    that cores may share), so AUROC then AUPRC of the same rows on the same block compute
-    them once."""
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("auroc: y_true must contain only 0 and 1")
-    is_pos = y == 1
-    pos_values, pos_groups = np.unique(s[is_pos], return_inverse=True)
-    k = pos_values.size
-    neg_s, neg_codes = s[~is_pos], codes[~is_pos]
-    pos = _group_matrix(pos_groups, k, codes[is_pos], n_patients)
-    # a negative enters "below" from the first positive score strictly above it
-    first_above = np.searchsorted(pos_values, neg_s, side="right")
-    keep = first_above < k
-    below = _group_matrix(first_above[keep], k, neg_codes[keep], n_patients)
-    at = np.searchsorted(pos_values, neg_s, side="left")
-    tied = np.zeros(neg_s.size, dtype=bool)
-    if k:
-        tied = (at < k) & (pos_values[np.minimum(at, k - 1)] == neg_s)
-    ties = _group_matrix(at[tied], k, neg_codes[tied], n_patients) if tied.any() else None
-    pos_rows = _patient_sums(codes[is_pos], n_patients, np.ones(int(is_pos.sum())))
-    neg_rows = _patient_sums(neg_codes, n_patients, np.ones(neg_codes.size))
-    slot = [None, None, None] if last is None else last
-
-    def core(counts: np.ndarray) -> tuple[np.ndarray, ...]:
-        if slot[0] is not core or slot[1] is not counts:
-            t = None if ties is None else np.asarray(ties @ counts)
-            slot[:] = [core, counts, (np.asarray(pos @ counts),
-                                      np.cumsum(below @ counts, axis=0), t,
-                                      pos_rows @ counts, neg_rows @ counts)]
-        return slot[2]
-
-    return core
-
-
-def _auroc_scorer(core: BinaryCore) -> Scorer:
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p, below, ties, n_pos, n_neg = core(counts)
-        credit = below if ties is None else below + 0.5 * ties  # (k, B) negatives below
-        wins = np.einsum("gb,gb->b", p, credit)
-        defined = (n_pos > 0) & (n_neg > 0)
-        return wins / np.where(defined, n_pos * n_neg, 1.0), defined
-
-    return score
-
-
-def _auprc_scorer(core: BinaryCore) -> Scorer:
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p, below, _, n_pos, n_neg = core(counts)
-        if p.shape[0] == 0:
-            return np.zeros(counts.shape[1]), np.zeros(counts.shape[1], dtype=bool)
-        # at each positive score v: positives scoring >= v and all rows scoring >= v
-        tp = n_pos - np.cumsum(p, axis=0) + p
-        seen = tp + (n_neg - below)
-        precision = tp / np.where(seen > 0, seen, 1.0)
-        defined = n_pos > 0
-        return np.einsum("gb,gb->b", p, precision) / np.where(defined, n_pos, 1.0), defined
-
-    return score
-
-
-def _ece_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, p: np.ndarray) -> Scorer:
-    from clerc.evaluate.metrics import ECE_BINS, ece_bins
-
-    if not np.isin(y, (0.0, 1.0)).all() or p.min() < 0.0 or p.max() > 1.0:
-        raise ValueError("ece: y_true must be 0/1 and probabilities lie in [0, 1]")
-    gaps = sparse.csr_matrix((y - p, (ece_bins(p), codes)), shape=(ECE_BINS, n_patients))
-    rows = _patient_sums(codes, n_patients, np.ones_like(y))
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        total = np.abs(np.asarray(gaps @ counts)).sum(axis=0)
-        return total / (rows @ counts), np.ones(counts.shape[1], dtype=bool)
-
-    return score
-
-
-def _mean_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
-    rows = _patient_sums(codes, n_patients, np.ones_like(v))
-    sums = _patient_sums(codes, n_patients, v)
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (sums @ counts) / (rows @ counts), np.ones(counts.shape[1], dtype=bool)
-
-    return score
-
-
-def _r2_scorer(codes: np.ndarray, n_patients: int, y: np.ndarray, p: np.ndarray) -> Scorer:
-    yc = y - y.mean()
-    rows = _patient_sums(codes, n_patients, np.ones_like(y))
-    s1 = _patient_sums(codes, n_patients, yc)
-    s2 = _patient_sums(codes, n_patients, yc * yc)
-    res = _patient_sums(codes, n_patients, (y - p) ** 2)
-    lo = np.full(n_patients, np.inf)
-    hi = np.full(n_patients, -np.inf)
-    np.minimum.at(lo, codes, y)
-    np.maximum.at(hi, codes, y)
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sum_sq = s2 @ counts
-        ss_tot = sum_sq - (s1 @ counts) ** 2 / (rows @ counts)
-        # rounding leaves |ss_tot| ~1e-16 * sum_sq when y is constant: far above that, the
-        # resample surely varies; the few columns below are checked exactly (min < max)
-        defined = ss_tot > 1e-9 * sum_sq
-        unsure = np.flatnonzero(~defined)
-        if unsure.size:
-            drawn = counts[:, unsure] > 0
-            defined[unsure] = (np.where(drawn, hi[:, None], -np.inf).max(axis=0)
-                               > np.where(drawn, lo[:, None], np.inf).min(axis=0))
-        return 1.0 - (res @ counts) / np.where(defined, ss_tot, 1.0), defined
-
-    return score
-
-
-def _median_scorer(codes: np.ndarray, n_patients: int, v: np.ndarray) -> Scorer:
-    values, groups = np.unique(v, return_inverse=True)
-    members_t = _group_matrix(groups, values.size, codes, n_patients).T.tocsr()
-
-    def score(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # (B, n_values): each resample's rows at or below each value, contiguous per resample
-        cum = np.cumsum(np.asarray(counts.T @ members_t), axis=1)
-        total = cum[:, -1]
-        low = [np.searchsorted(c, (t - 1) // 2, side="right")
-               for c, t in zip(cum, total, strict=True)]
-        high = [np.searchsorted(c, t // 2, side="right") for c, t in zip(cum, total, strict=True)]
-        return 0.5 * (values[low] + values[high]), np.ones(counts.shape[1], dtype=bool)
-
-    return score
-
-
-def _scorer(metric: str, codes: np.ndarray, n_patients: int,
-            y_true: np.ndarray | None, y_score: np.ndarray,
-            cores: dict[Any, BinaryCore] | None = None, key: Any = None) -> Scorer:
+def _scorer(
+    metric: str,
+    codes: np.ndarray,
+    n_patients: int,
+    y_true: np.ndarray | None,
+    y_score: np.ndarray,
+    cores: Cores | None = None,
+    key: Any = None,
+) -> Scorer:
     """The scorer of ``metric``; AUROC and AUPRC scorers made with the same ``cores`` dict
     and ``key`` (same rows, y_true and scores) share their block products."""
-    kind, k = _parse_metric(metric)
-    if kind in ("auroc", "auprc"):
-        core = None if cores is None or key is None else cores.get(key)
-        if core is None:
-            try:
-                core = _binary_core(codes, n_patients, y_true, y_score,
-                                    None if cores is None else cores.setdefault("slot", [None] * 3))
-            except ValueError as exc:
-                raise ValueError(str(exc).replace("auroc", kind)) from None
-            if cores is not None and key is not None:
-                cores[key] = core
-        return (_auroc_scorer if kind == "auroc" else _auprc_scorer)(core)
-    if kind == "r2":
-        return _r2_scorer(codes, n_patients, y_true, y_score)
-    if kind == "ece":
-        return _ece_scorer(codes, n_patients, y_true, y_score)
-    if kind == "brier":
-        if not np.isin(y_true, (0.0, 1.0)).all() or y_score.min() < 0 or y_score.max() > 1:
-            raise ValueError("brier: y_true must be 0/1 and probabilities lie in [0, 1]")
-        return _mean_scorer(codes, n_patients, (y_score - y_true) ** 2)
-    if kind == "mrr":
-        if y_score.min() < 0:
-            raise ValueError("mrr: ranks must be >= 0")
-        return _mean_scorer(codes, n_patients, 1.0 / (y_score + 1.0))
-    if kind == "mae":
-        return _mean_scorer(codes, n_patients, np.abs(y_true - y_score))
-    if kind == "median":
-        return _median_scorer(codes, n_patients, y_score)
-    if kind == "recall":
-        return _mean_scorer(codes, n_patients, (y_score < k).astype(np.float64))
-    return _mean_scorer(codes, n_patients, y_score)
+    return scorer_of(_spec(metric), codes, n_patients, y_true, y_score, cores, key)
 
 
-def _inputs(metric: str, patient_ids: object, y_true: object,
-            scores: list[tuple[str, object]]) -> tuple[np.ndarray, int, np.ndarray | None,
-                                                       list[np.ndarray]]:
-    kind, _ = _parse_metric(metric)
+def _inputs(
+    metric: str, patient_ids: object, y_true: object, scores: list[tuple[str, object]]
+) -> tuple[np.ndarray, int, np.ndarray | None, list[np.ndarray]]:
+    spec = _spec(metric)
     codes, uniques = pd.factorize(np.asarray(patient_ids), use_na_sentinel=True)
     if codes.size == 0:
         raise ValueError("bootstrap needs at least one row")
     if (codes < 0).any():
         raise ValueError("patient_ids contains missing values")
-    if kind in _NEEDS_TRUTH and y_true is None:
+    if spec.needs_y_true and y_true is None:
         raise ValueError(f"metric {metric!r} needs y_true")
     truth = None if y_true is None else finite_vector("y_true", y_true, codes.size, "patient_ids")
-    return codes, len(uniques), truth, [finite_vector(n, s, codes.size, "patient_ids")
-                                        for n, s in scores]
+    return (
+        codes,
+        len(uniques),
+        truth,
+        [finite_vector(n, s, codes.size, "patient_ids") for n, s in scores],
+    )
 
 
 def _check_options(n_resamples: int, level: float) -> None:
@@ -328,13 +167,15 @@ def _check_options(n_resamples: int, level: float) -> None:
 def _point(metric: str, scorer: Scorer, n_patients: int) -> float:
     value, defined = scorer(np.ones((n_patients, 1)))
     if not defined[0]:
-        raise ValueError(f"{metric} is undefined on the full data (one class only or zero "
-                         "variance of y_true)")
+        raise ValueError(
+            f"{metric} is undefined on the full data (one class only or zero variance of y_true)"
+        )
     return float(value[0])
 
 
-def _replicates(scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int,
-                seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _replicates(
+    scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int, seed: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     block = int(np.clip(_BLOCK_CELLS // max(n_rows, n_patients), 1, n_resamples))
     values: list[list[np.ndarray]] = [[] for _ in scorers]
     defined: list[np.ndarray] = []
@@ -356,9 +197,15 @@ def _interval(metric: str, stats: np.ndarray, level: float) -> tuple[float, floa
     return float(low), float(high)
 
 
-def bootstrap_replicates(metric: str, patient_ids: object, y_true: object, y_score: object, *,
-                         n_resamples: int = 1000,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_replicates(
+    metric: str,
+    patient_ids: object,
+    y_true: object,
+    y_score: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-resample metric values and the defined mask, as used by `patient_bootstrap`.
 
     Returns (values of the defined resamples, bool (n_resamples,) defined); resample r is
@@ -372,9 +219,16 @@ def bootstrap_replicates(metric: str, patient_ids: object, y_true: object, y_sco
     return stats[defined], defined
 
 
-def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score: object, *,
-                      n_resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> BootstrapResult:
+def patient_bootstrap(
+    metric: str,
+    patient_ids: object,
+    y_true: object,
+    y_score: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapResult:
     """Bootstrap `metric` over patients: point value, percentile CI, undefined count.
 
     metric: "auroc", "auprc", "brier", "ece", "r2", "mae" (need y_true), "median", "mean",
@@ -386,13 +240,28 @@ def patient_bootstrap(metric: str, patient_ids: object, y_true: object, y_score:
     value = _point(metric, scorer, n_pat)
     (stats,), defined = _replicates([scorer], n_pat, codes.size, int(n_resamples), seed)
     low, high = _interval(metric, stats[defined], level)
-    return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
-                           int((~defined).sum()), float(level), None)
+    return BootstrapResult(
+        value,
+        low,
+        high,
+        n_pat,
+        int(codes.size),
+        int(n_resamples),
+        int((~defined).sum()),
+        float(level),
+        None,
+    )
 
 
-def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: object,
-                           y_true: object, *, n_resamples: int = 1000, seed: int = 0,
-                           level: float = 0.95) -> list[BootstrapResult | str]:
+def patient_bootstrap_many(
+    metrics: list[tuple[str, object]],
+    patient_ids: object,
+    y_true: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[BootstrapResult | str]:
     """`patient_bootstrap` of several (metric, y_score) on one set of resamples.
 
     Each result equals ``patient_bootstrap(metric, patient_ids, y_true, y_score,
@@ -401,15 +270,15 @@ def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: objec
     data, every resample undefined, invalid inputs) gives the error message instead.
     """
     _check_options(n_resamples, level)
-    codes, n_pat, truth, scores = _inputs("mean", patient_ids,
-                                          y_true, [("y_score", s) for _, s in metrics])
+    codes, n_pat, truth, scores = _inputs(
+        "mean", patient_ids, y_true, [("y_score", s) for _, s in metrics]
+    )
     out: list[BootstrapResult | str] = []
     live: list[tuple[int, float, Scorer]] = []
-    cores: dict[Any, BinaryCore] = {}
+    cores: Cores = {}
     for i, ((metric, raw), score) in enumerate(zip(metrics, scores, strict=True)):
         try:
-            kind, _ = _parse_metric(metric)
-            if kind in _NEEDS_TRUTH and truth is None:
+            if _spec(metric).needs_y_true and truth is None:
                 raise ValueError(f"metric {metric!r} needs y_true")
             scorer = _scorer(metric, codes, n_pat, truth, score, cores, id(raw))
             live.append((i, _point(metric, scorer, n_pat), scorer))
@@ -418,21 +287,32 @@ def patient_bootstrap_many(metrics: list[tuple[str, object]], patient_ids: objec
             out.append(str(exc))
     if not live:
         return out
-    stats, defined = _replicates_each([s for _, _, s in live], n_pat, codes.size,
-                                      int(n_resamples), seed)
+    stats, defined = _replicates_each(
+        [s for _, _, s in live], n_pat, codes.size, int(n_resamples), seed
+    )
     for (i, value, _), st, ok in zip(live, stats, defined, strict=True):
         try:
             low, high = _interval(metrics[i][0], st[ok], level)
         except ValueError as exc:
             out[i] = str(exc)
             continue
-        out[i] = BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
-                                 int((~ok).sum()), float(level), None)
+        out[i] = BootstrapResult(
+            value,
+            low,
+            high,
+            n_pat,
+            int(codes.size),
+            int(n_resamples),
+            int((~ok).sum()),
+            float(level),
+            None,
+        )
     return out
 
 
-def _replicates_each(scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int,
-                     seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _replicates_each(
+    scorers: list[Scorer], n_patients: int, n_rows: int, n_resamples: int, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Like `_replicates`, but each scorer keeps its own defined mask."""
     block = int(np.clip(_BLOCK_CELLS // max(n_rows, n_patients), 1, n_resamples))
     values: list[list[np.ndarray]] = [[] for _ in scorers]
@@ -445,9 +325,17 @@ def _replicates_each(scorers: list[Scorer], n_patients: int, n_rows: int, n_resa
     return [np.concatenate(v) for v in values], [np.concatenate(d) for d in defined]
 
 
-def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: object,
-                     score_b: object, *, n_resamples: int = 1000, seed: int = 0,
-                     level: float = 0.95) -> BootstrapResult:
+def paired_bootstrap(
+    metric: str,
+    patient_ids: object,
+    y_true: object,
+    score_a: object,
+    score_b: object,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> BootstrapResult:
     """Bootstrap the difference metric(a) - metric(b) on identical patient resamples.
 
     A resample is undefined when either metric is. The two-sided p-value for "no
@@ -455,8 +343,9 @@ def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: 
     defined resample differences d.
     """
     _check_options(n_resamples, level)
-    codes, n_pat, truth, (a, b) = _inputs(metric, patient_ids, y_true,
-                                          [("score_a", score_a), ("score_b", score_b)])
+    codes, n_pat, truth, (a, b) = _inputs(
+        metric, patient_ids, y_true, [("score_a", score_a), ("score_b", score_b)]
+    )
     scorers = [_scorer(metric, codes, n_pat, truth, s) for s in (a, b)]
     value = _point(metric, scorers[0], n_pat) - _point(metric, scorers[1], n_pat)
     (sa, sb), defined = _replicates(scorers, n_pat, codes.size, int(n_resamples), seed)
@@ -464,8 +353,17 @@ def paired_bootstrap(metric: str, patient_ids: object, y_true: object, score_a: 
     low, high = _interval(metric, diff, level)
     tail = min(np.sum(diff <= 0), np.sum(diff >= 0)) + 1
     p_value = min(1.0, 2.0 * tail / (diff.size + 1))
-    return BootstrapResult(value, low, high, n_pat, int(codes.size), int(n_resamples),
-                           int((~defined).sum()), float(level), float(p_value))
+    return BootstrapResult(
+        value,
+        low,
+        high,
+        n_pat,
+        int(codes.size),
+        int(n_resamples),
+        int((~defined).sum()),
+        float(level),
+        float(p_value),
+    )
 
 
 @dataclass(frozen=True)
@@ -482,8 +380,9 @@ class Part:
     rows: np.ndarray | None = None
 
 
-def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int = 1000,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def joint_replicates(
+    patient_ids: object, parts: list[Part], *, n_resamples: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every part's metric on the same patient resamples (paired across parts).
 
     Resample r is row r of `resample_counts(n_patients, n_resamples, seed)` (patients
@@ -499,7 +398,7 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
         raise ValueError("joint_replicates needs at least one row and no missing patient ids")
     local: list[tuple[np.ndarray | None, Scorer]] = []
     shared: dict[bytes, np.ndarray] = {}  # parts on the same patients share one pidx
-    cores: dict[Any, BinaryCore] = {}  # AUROC and AUPRC of the same rows share products
+    cores: Cores = {}  # AUROC and AUPRC of the same rows share products
     for i, part in enumerate(parts):
         sub = codes if part.rows is None else codes[np.asarray(part.rows, dtype=np.int64)]
         if sub.size == 0:
@@ -507,18 +406,18 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
         _, truth, (score,) = _part_inputs(part, sub.size)
         key = (id(part.rows), id(part.y_true), id(part.y_score))  # parts alive: ids unique
         if part.rows is None:
-            local.append((None, _scorer(part.metric, codes, len(uniques), truth, score,
-                                        cores, key)))
+            local.append(
+                (None, _scorer(part.metric, codes, len(uniques), truth, score, cores, key))
+            )
             continue
         pidx, sub_codes = np.unique(sub, return_inverse=True)
         pidx = shared.setdefault(pidx.tobytes(), pidx)
-        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score, cores,
-                                    key)))
+        local.append((pidx, _scorer(part.metric, sub_codes, pidx.size, truth, score, cores, key)))
     n_pat = len(uniques)
     points = np.empty(len(parts))
     point_ok = np.empty(len(parts), dtype=bool)
-    for i, (pidx, scorer) in enumerate(local):
-        v, d = scorer(np.ones((n_pat if pidx is None else pidx.size, 1)))
+    for i, (part_idx, scorer) in enumerate(local):
+        v, d = scorer(np.ones((n_pat if part_idx is None else part_idx.size, 1)))
         points[i], point_ok[i] = v[0], d[0]
     values = np.empty((len(parts), int(n_resamples)))
     defined = np.empty((len(parts), int(n_resamples)), dtype=bool)
@@ -527,9 +426,9 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
     for counts in _count_blocks(n_pat, int(n_resamples), seed, block):
         stop = start + counts.shape[1]
         sub_counts = {id(p): counts[p] for p in shared.values()}
-        for i, (pidx, scorer) in enumerate(local):
+        for i, (part_idx, scorer) in enumerate(local):
             with np.errstate(invalid="ignore", divide="ignore"):
-                v, d = scorer(counts if pidx is None else sub_counts[id(pidx)])
+                v, d = scorer(counts if part_idx is None else sub_counts[id(part_idx)])
             # a subgroup none of whose patients was drawn has no value in that resample
             values[i, start:stop], defined[i, start:stop] = v, d & np.isfinite(v)
         start = stop
@@ -537,11 +436,11 @@ def joint_replicates(patient_ids: object, parts: list[Part], *, n_resamples: int
 
 
 def _part_inputs(part: Part, n: int) -> tuple[str, np.ndarray | None, list[np.ndarray]]:
-    kind, _ = _parse_metric(part.metric)
-    if kind in _NEEDS_TRUTH and part.y_true is None:
+    spec = _spec(part.metric)
+    if spec.needs_y_true and part.y_true is None:
         raise ValueError(f"metric {part.metric!r} needs y_true")
     truth = None if part.y_true is None else finite_vector("y_true", part.y_true, n, "rows")
-    return kind, truth, [finite_vector("y_score", part.y_score, n, "rows")]
+    return spec.name, truth, [finite_vector("y_score", part.y_score, n, "rows")]
 
 
 def percentile_interval(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -50,8 +50,9 @@ def _age_stats(manifest: Manifest, samples: pd.DataFrame) -> dict[str, float | N
     first = samples.groupby("patient_id", sort=False)["acquired_at"].min()
     if first.empty:
         return {"mean": None, "std": None}
-    ages = manifest.age_at(pd.Series(first.index, dtype="string"),
-                           pd.Series(first.to_numpy())).to_numpy(dtype=float)
+    ages = manifest.age_at(
+        pd.Series(first.index, dtype="string"), pd.Series(first.to_numpy())
+    ).to_numpy(dtype=float)
     ages = ages[np.isfinite(ages)]
     if ages.size == 0:
         return {"mean": None, "std": None}

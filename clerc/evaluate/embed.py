@@ -21,16 +21,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from clerc.data.inputs import eval_views, load_input
 from clerc.data.manifest import Manifest, manifest_hash
 from clerc.evaluate.embeddings import Embeddings, normalize_rows
+from clerc.kinds import ecg_views  # noqa: F401  (kept importable from here)
 from clerc.modalities import MODALITY_NAMES, get_modality
 
 #: Bumped when the way embeddings are computed changes (old cache files then miss).
@@ -61,41 +62,21 @@ def cache_path(data_dir: str | Path, key: str) -> Path:
     return Path(data_dir) / CACHE_DIR / f"{key}.npz"
 
 
-def ecg_views(sig: np.ndarray, length: int) -> np.ndarray:
-    """``(K, 12, length)`` crops covering the signal (one zero-padded crop if it is short)."""
-    from clerc.data.transforms import ecg_crop
-
-    n = sig.shape[1]
-    if n <= length:
-        return ecg_crop(sig, length=length, train=False)[None]
-    starts = np.unique(np.rint(np.linspace(0, n - length, math.ceil(n / length))).astype(int))
-    return np.stack([sig[:, s:s + length] for s in starts]).astype(np.float32)
-
-
 def views(modality: str, x: Any, spec: Any) -> np.ndarray:
-    """The evaluation views ``(K, ...)`` of one native sample (videos: a ``Video``)."""
-    from clerc.data import transforms as T
-    from clerc.train.data import make_view
-
-    kind = get_modality(modality).kind
-    if kind == "video":
-        return T.video_clips_covering(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
-                                      frames_out=spec.video_frames, size=spec.video_size)
-    if kind == "waveform":
-        return ecg_views(x, spec.ecg_length)
-    if kind == "image":
-        return make_view(modality, x, spec, train=False, rng=None)[None]
-    raise ValueError(f"views: {modality!r} is text; tokenise it instead")
+    """The evaluation views ``(K, ...)`` of one native diagnostic sample (the modality's
+    kind's ``eval_views``; videos are a ``Video``)."""
+    if get_modality(modality).is_text:
+        raise ValueError(f"views: {modality!r} is text; tokenise it instead")
+    return eval_views(modality, x, spec)
 
 
 def _load(manifest: Manifest, row: dict[str, Any], store: Any) -> Any:
-    from clerc.train.data import load_input
-
     return load_input(manifest, row, store)
 
 
-def _batches(items: Iterator[tuple[int, np.ndarray]], size: int
-             ) -> Iterator[tuple[list[int], np.ndarray]]:
+def _batches(
+    items: Iterator[tuple[int, np.ndarray]], size: int
+) -> Iterator[tuple[list[int], np.ndarray]]:
     owners: list[int] = []
     arrays: list[np.ndarray] = []
     for owner, arr in items:
@@ -117,21 +98,26 @@ class _Encoder:
     def __call__(self, modality: str, batch: np.ndarray | Any) -> np.ndarray:
         import torch
 
-        x = batch if isinstance(batch, torch.Tensor | list) else torch.from_numpy(
-            np.ascontiguousarray(batch))
+        x = (
+            batch
+            if isinstance(batch, torch.Tensor | list)
+            else torch.from_numpy(np.ascontiguousarray(batch))
+        )
         dev = torch.device(self.device)
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16,
-                                             enabled=dev.type == "cuda"):
-            z = self.model.encode(modality, x if isinstance(x, list) else x.to(dev),
-                                  normalize=True)
+        with (
+            torch.no_grad(),
+            torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"),
+        ):
+            z = self.model.encode(modality, x if isinstance(x, list) else x.to(dev), normalize=True)
         return z.float().cpu().numpy()
 
 
 class _Views:
     """Map-style dataset: position -> (position, evaluation views of that sample)."""
 
-    def __init__(self, manifest: Manifest, rows: list[dict[str, Any]], spec: Any,
-                 store: Any) -> None:
+    def __init__(
+        self, manifest: Manifest, rows: list[dict[str, Any]], spec: Any, store: Any
+    ) -> None:
         self.manifest, self.rows, self.spec, self.store = manifest, rows, spec, store
 
     def __len__(self) -> int:
@@ -152,21 +138,32 @@ def _loaded(data: _Views, workers: int) -> Iterator[tuple[int, np.ndarray]]:
         return (data[i] for i in range(len(data)))
     import torch
 
-    return iter(torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers,
-                                            collate_fn=_identity, prefetch_factor=4))
+    dataset = cast("torch.utils.data.Dataset[tuple[int, np.ndarray]]", data)  # map-style
+    return iter(
+        torch.utils.data.DataLoader(
+            dataset, batch_size=None, num_workers=workers, collate_fn=_identity, prefetch_factor=4
+        )
+    )
 
 
-def _embed_rows(enc: _Encoder, manifest: Manifest, rows: list[dict[str, Any]], spec: Any,
-                batch_size: int, store: Any, advance: Callable[[int], None],
-                workers: int = 0) -> np.ndarray:
+def _embed_rows(
+    enc: _Encoder,
+    manifest: Manifest,
+    rows: list[dict[str, Any]],
+    spec: Any,
+    batch_size: int,
+    store: Any,
+    advance: Callable[[int], None],
+    workers: int = 0,
+) -> np.ndarray:
     """Embeddings of ``rows`` (all of one modality), in order."""
     modality = str(rows[0]["modality"])
     if get_modality(modality).is_text:
         texts = [_load(manifest, r, store) for r in rows]
         out = []
         for i in range(0, len(texts), batch_size):
-            out.append(enc(modality, enc.model.tokenize(texts[i:i + batch_size])))
-            advance(len(texts[i:i + batch_size]))
+            out.append(enc(modality, enc.model.tokenize(texts[i : i + batch_size])))
+            advance(len(texts[i : i + batch_size]))
         return np.concatenate(out)
 
     def items() -> Iterator[tuple[int, np.ndarray]]:
@@ -186,19 +183,27 @@ def _embed_rows(enc: _Encoder, manifest: Manifest, rows: list[dict[str, Any]], s
     return normalize_rows(sums)
 
 
-def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu",
-                   batch_size: int = 32, prompts: list[str] | None = None,
-                   progress: Callable[[int], None] | None = None,
-                   rank: int = 0, world_size: int = 1, workers: int = 0,
-                   modalities: tuple[str, ...] = MODALITY_NAMES) -> Embeddings | None:
+def embed_manifest(
+    model: Any,
+    manifest: Manifest,
+    cfg: Any,
+    device: str = "cpu",
+    batch_size: int = 32,
+    prompts: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    modalities: Sequence[str] = MODALITY_NAMES,
+) -> Embeddings | None:
     """Embed every sample of ``modalities`` (this rank's share under torchrun) and the prompts.
 
     ``cfg`` is the checkpoint's ``ModelConfig`` (or a protocol model's ``InputSpec``);
     ``workers`` processes decode samples; samples of other modalities are left out.
     Returns the ``Embeddings`` on rank 0 (gathered from all ranks), None on other ranks.
     """
+    from clerc.data.inputs import sample_spec
     from clerc.data.packed import open_store
-    from clerc.train.data import sample_spec
 
     spec, store, enc = sample_spec(cfg), open_store(manifest.root), _Encoder(model, device)
     advance = progress or (lambda n: None)
@@ -216,13 +221,20 @@ def embed_manifest(model: Any, manifest: Manifest, cfg: Any, device: str = "cpu"
     if rank != 0:
         return None
     texts = list(prompts or [])
-    pv = (enc("text", model.tokenize(texts)) if texts
-          else np.zeros((0, cfg.embed_dim), np.float32))
-    vectors = np.stack([parts[i] for i in range(len(samples))]) if len(samples) else \
-        np.zeros((0, cfg.embed_dim), np.float32)
-    return Embeddings(samples=samples, vectors=vectors, prompt_texts=texts,
-                      prompt_vectors=pv, logit_scale=float(model.scale().detach().cpu()),
-                      header={"config": cfg.to_dict(), "embed_version": EMBED_VERSION})
+    pv = enc("text", model.tokenize(texts)) if texts else np.zeros((0, cfg.embed_dim), np.float32)
+    vectors = (
+        np.stack([parts[i] for i in range(len(samples))])
+        if len(samples)
+        else np.zeros((0, cfg.embed_dim), np.float32)
+    )
+    return Embeddings(
+        samples=samples,
+        vectors=vectors,
+        prompt_texts=texts,
+        prompt_vectors=pv,
+        logit_scale=float(model.scale().detach().cpu()),
+        header={"config": cfg.to_dict(), "embed_version": EMBED_VERSION},
+    )
 
 
 def _gather(parts: dict[int, np.ndarray], world_size: int) -> dict[int, np.ndarray]:
@@ -232,7 +244,8 @@ def _gather(parts: dict[int, np.ndarray], world_size: int) -> dict[int, np.ndarr
     import torch.distributed as dist
 
     gathered: list[dict[int, np.ndarray]] | None = (
-        [{} for _ in range(world_size)] if dist.get_rank() == 0 else None)
+        [{} for _ in range(world_size)] if dist.get_rank() == 0 else None
+    )
     dist.gather_object(parts, gathered, dst=0)
     merged: dict[int, np.ndarray] = {}
     for g in gathered or []:
@@ -259,9 +272,16 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str], *,
-                 device: str = "cpu", batch_size: int = 32, workers: int = 0,
-                 log: Callable[[str], None] = print) -> tuple[Embeddings | None, Path]:
+def embed_cached(
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    prompts: list[str],
+    *,
+    device: str = "cpu",
+    batch_size: int = 32,
+    workers: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[Embeddings | None, Path]:
     """Load the cached embeddings of (checkpoint, manifest, prompts) or compute and save.
 
     Returns (embeddings or None on non-zero ranks, cache path).
@@ -287,31 +307,60 @@ def embed_cached(checkpoint: str | Path, data_dir: str | Path, prompts: list[str
     rank, world, local = _dist_env(device)
     if world > 1 and device == "cuda":
         device = f"cuda:{local}"
-    emb = _compute(source, manifest, prompts, device, batch_size, rank, world, workers)
-    if emb is None:
+    computed = _compute(source, manifest, prompts, device, batch_size, rank, world, workers)
+    if computed is None:
         return None, path
-    header = {**emb.header, "cache_key": key, **source.header(),
-              "manifest_hash": manifest_hash(data_dir),
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    emb = Embeddings(emb.samples, emb.vectors, emb.prompt_texts, emb.prompt_vectors,
-                     emb.logit_scale, header)
+    emb = computed
+    header = {
+        **emb.header,
+        "cache_key": key,
+        **source.header(),
+        "manifest_hash": manifest_hash(data_dir),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    emb = Embeddings(
+        emb.samples, emb.vectors, emb.prompt_texts, emb.prompt_vectors, emb.logit_scale, header
+    )
     emb.save(path)
     log(f"embeddings: wrote {path}")
     return emb, path
 
 
-def _compute(source: Any, manifest: Manifest, prompts: list[str], device: str,
-             batch_size: int, rank: int, world: int, workers: int) -> Embeddings | None:
+def _compute(
+    source: Any,
+    manifest: Manifest,
+    prompts: list[str],
+    device: str,
+    batch_size: int,
+    rank: int,
+    world: int,
+    workers: int,
+) -> Embeddings | None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     model, cfg, modalities = source.load(device)
     n = len(range(rank, int(manifest.samples["modality"].isin(list(modalities)).sum()), world))
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), disable=rank != 0) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=rank != 0,
+    ) as bar:
         t = bar.add_task("embedding samples", total=n)
-        return embed_manifest(model, manifest, cfg, device, batch_size, prompts,
-                              progress=lambda k: bar.advance(t, k), rank=rank, world_size=world,
-                              workers=workers, modalities=modalities)
+        return embed_manifest(
+            model,
+            manifest,
+            cfg,
+            device,
+            batch_size,
+            prompts,
+            progress=lambda k: bar.advance(t, k),
+            rank=rank,
+            world_size=world,
+            workers=workers,
+            modalities=modalities,
+        )
 
 
 def default_device() -> str:
@@ -319,22 +368,32 @@ def default_device() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
     from clerc.models.cli import add_model_arguments
 
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (.pt)")
     add_model_arguments(parser)
     parser.add_argument("--data", type=Path, required=True, help="manifest directory")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the embeddings here (default: only the cache, "
-                             "DIR/embeddings/<key>.npz)")
-    parser.add_argument("--batch-size", type=at_least(1), default=32,
-                        help="views per forward pass")
-    parser.add_argument("--workers", type=at_least(0), default=0,
-                        help="processes decoding samples (0 = in the main process)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the embeddings here (default: only the cache, DIR/embeddings/<key>.npz)",
+    )
+    parser.add_argument("--batch-size", type=at_least(1), default=32, help="views per forward pass")
+    parser.add_argument(
+        "--workers",
+        type=at_least(0),
+        default=0,
+        help="processes decoding samples (0 = in the main process)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if any)")
-    parser.add_argument("--tasks-file", type=Path, default=None,
-                        help="extra task definitions whose prompts are embedded too")
+    parser.add_argument(
+        "--tasks-file",
+        type=Path,
+        default=None,
+        help="extra task definitions whose prompts are embedded too",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -349,15 +408,22 @@ def run(args: argparse.Namespace) -> int:
     source = source_from_args(args)
     if source is None:
         raise ValueError("give --checkpoint FILE or --model package.module:factory")
-    emb, path = embed_cached(source, args.data, prompts,
-                             device=args.device or default_device(), batch_size=args.batch_size,
-                             workers=args.workers)
+    emb, path = embed_cached(
+        source,
+        args.data,
+        prompts,
+        device=args.device or default_device(),
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
     if emb is None:
         return 0
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, args.out)
         print(f"embeddings: copied to {args.out}")
-    print(f"{len(emb.samples)} samples, {len(emb.prompt_texts)} prompts, dim {emb.dim}, "
-          f"logit scale {emb.logit_scale:.2f} ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"{len(emb.samples)} samples, {len(emb.prompt_texts)} prompts, dim {emb.dim}, "
+        f"logit scale {emb.logit_scale:.2f} ({time.perf_counter() - t0:.1f} s)"
+    )
     return 0

@@ -17,7 +17,12 @@ import pandas as pd
 
 #: Columns of ``Embeddings.samples``, in order.
 SAMPLE_COLUMNS: tuple[str, ...] = (
-    "sample_id", "patient_id", "study_id", "modality", "acquired_at", "split",
+    "sample_id",
+    "patient_id",
+    "study_id",
+    "modality",
+    "acquired_at",
+    "split",
 )
 _STRING_COLUMNS: tuple[str, ...] = ("sample_id", "patient_id", "study_id", "modality", "split")
 _NORM_TOL = 1e-3
@@ -31,8 +36,10 @@ def _check_unit_rows(name: str, x: np.ndarray) -> None:
     norms = np.linalg.norm(x, axis=1)
     bad = np.flatnonzero(np.abs(norms - 1.0) > _NORM_TOL)
     if bad.size:
-        raise ValueError(f"Embeddings.{name} rows must be L2-normalised; "
-                         f"row {bad[0]} has norm {norms[bad[0]]:.4f}")
+        raise ValueError(
+            f"Embeddings.{name} rows must be L2-normalised; "
+            f"row {bad[0]} has norm {norms[bad[0]]:.4f}"
+        )
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -59,13 +66,17 @@ class Embeddings:
         missing = [c for c in SAMPLE_COLUMNS if c not in self.samples.columns]
         if missing:
             raise ValueError(f"Embeddings.samples lacks columns {missing}")
-        samples = self.samples[list(SAMPLE_COLUMNS)].reset_index(drop=True).astype(
-            {c: "string" for c in _STRING_COLUMNS})
+        samples = (
+            self.samples[list(SAMPLE_COLUMNS)]
+            .reset_index(drop=True)
+            .astype({c: "string" for c in _STRING_COLUMNS})
+        )
         samples["acquired_at"] = pd.to_datetime(samples["acquired_at"]).astype("datetime64[ns]")
         object.__setattr__(self, "samples", samples)
         vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
         prompts = np.ascontiguousarray(self.prompt_vectors, dtype=np.float32).reshape(
-            len(self.prompt_texts), -1 if len(self.prompt_texts) else vectors.shape[-1])
+            len(self.prompt_texts), -1 if len(self.prompt_texts) else vectors.shape[-1]
+        )
         object.__setattr__(self, "vectors", vectors)
         object.__setattr__(self, "prompt_vectors", prompts)
         object.__setattr__(self, "prompt_texts", list(self.prompt_texts))
@@ -76,11 +87,14 @@ class Embeddings:
         _check_unit_rows("vectors", self.vectors)
         _check_unit_rows("prompt_vectors", self.prompt_vectors)
         if len(self.vectors) != len(self.samples):
-            raise ValueError(f"Embeddings: {len(self.vectors)} vectors for "
-                             f"{len(self.samples)} samples")
+            raise ValueError(
+                f"Embeddings: {len(self.vectors)} vectors for {len(self.samples)} samples"
+            )
         if self.prompt_vectors.shape[1] != self.vectors.shape[1]:
-            raise ValueError(f"Embeddings: prompt dimension {self.prompt_vectors.shape[1]} "
-                             f"!= sample dimension {self.vectors.shape[1]}")
+            raise ValueError(
+                f"Embeddings: prompt dimension {self.prompt_vectors.shape[1]} "
+                f"!= sample dimension {self.vectors.shape[1]}"
+            )
         if self.samples["sample_id"].duplicated().any():
             dup = self.samples.loc[self.samples["sample_id"].duplicated(), "sample_id"].iloc[0]
             raise ValueError(f"Embeddings: sample_id {dup!r} appears twice")
@@ -103,22 +117,28 @@ class Embeddings:
         try:
             return self.prompt_vectors[self.prompt_texts.index(text)]
         except ValueError:
-            raise KeyError(f"prompt {text!r} was not embedded "
-                           f"({len(self.prompt_texts)} prompts are)") from None
+            raise KeyError(
+                f"prompt {text!r} was not embedded ({len(self.prompt_texts)} prompts are)"
+            ) from None
 
     def save(self, path: str | Path) -> Path:
         """Write one ``.npz`` (no pickled objects); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"s_{c}": _str_array(self.samples[c]) for c in _STRING_COLUMNS}
+        arrays: dict[str, Any] = {f"s_{c}": _str_array(self.samples[c]) for c in _STRING_COLUMNS}
         arrays.update({f"na_{c}": self.samples[c].isna().to_numpy() for c in _STRING_COLUMNS})
         arrays["s_acquired_at"] = self.samples["acquired_at"].to_numpy().astype("int64")
         arrays["na_acquired_at"] = self.samples["acquired_at"].isna().to_numpy()
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, vectors=self.vectors, prompt_vectors=self.prompt_vectors,
-                 prompt_texts=np.array(self.prompt_texts, dtype=str),
-                 logit_scale=np.float64(self.logit_scale),
-                 header=np.array(json.dumps(self.header)), **arrays)
+        np.savez(
+            tmp,
+            vectors=self.vectors,
+            prompt_vectors=self.prompt_vectors,
+            prompt_texts=np.array(self.prompt_texts, dtype=str),
+            logit_scale=np.float64(self.logit_scale),
+            header=np.array(json.dumps(self.header)),
+            **arrays,
+        )
         tmp.replace(path)
         return path
 
@@ -152,10 +172,14 @@ class Embeddings:
         t = pd.Series(pd.to_datetime(z["s_acquired_at"].astype("datetime64[ns]")))
         t[z["na_acquired_at"]] = pd.NaT
         cols["acquired_at"] = t
-        return cls(samples=pd.DataFrame(cols)[list(SAMPLE_COLUMNS)],
-                   vectors=z["vectors"], prompt_texts=[str(x) for x in z["prompt_texts"]],
-                   prompt_vectors=z["prompt_vectors"], logit_scale=float(z["logit_scale"]),
-                   header=json.loads(str(z["header"])))
+        return cls(
+            samples=pd.DataFrame(cols)[list(SAMPLE_COLUMNS)],
+            vectors=z["vectors"],
+            prompt_texts=[str(x) for x in z["prompt_texts"]],
+            prompt_vectors=z["prompt_vectors"],
+            logit_scale=float(z["logit_scale"]),
+            header=json.loads(str(z["header"])),
+        )
 
 
 def _str_array(s: pd.Series) -> np.ndarray:

@@ -61,31 +61,39 @@ class KnnProbe:
         return near.mean(axis=1)
 
 
-def neighbour_labels(train: np.ndarray, labels: np.ndarray, queries: np.ndarray,
-                     k: int) -> np.ndarray:
+def neighbour_labels(
+    train: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int
+) -> np.ndarray:
     """(Q, k') labels of each query's k' = min(k, n_train) nearest training rows, nearest
     first (cosine on unit rows; equal similarities keep training order)."""
     t = np.ascontiguousarray(train, dtype=np.float32)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     if t.ndim != 2 or q.ndim != 2 or t.shape[1] != q.shape[1] or len(t) == 0:
-        raise ValueError(f"k-NN needs 2-D train and queries of one width, got {t.shape} "
-                         f"and {q.shape}")
+        raise ValueError(
+            f"k-NN needs 2-D train and queries of one width, got {t.shape} and {q.shape}"
+        )
     y = finite_vector("labels", labels, len(t), "train (rows)")
     kk = min(int(k), len(t))
     out = np.empty((len(q), kk))
     for start in range(0, len(q), _QUERY_CHUNK):
-        sim = q[start:start + _QUERY_CHUNK] @ t.T
+        sim = q[start : start + _QUERY_CHUNK] @ t.T
         if kk < len(t):
             top = np.argpartition(-sim, kk - 1, axis=1)[:, :kk]
         else:
             top = np.broadcast_to(np.arange(len(t)), sim.shape)
         order = np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable")
-        out[start:start + len(sim)] = y[np.take_along_axis(top, order, axis=1)]
+        out[start : start + len(sim)] = y[np.take_along_axis(top, order, axis=1)]
     return out
 
 
-def fit_knn(kind: str, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
-            y_val: np.ndarray, ks: tuple[int, ...] = (5, 10, 20, 50)) -> KnnProbe:
+def fit_knn(
+    kind: str,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    ks: tuple[int, ...] = (5, 10, 20, 50),
+) -> KnnProbe:
     """A k-NN probe with k chosen on validation (AUROC for binary, R^2 for regression)."""
     if kind not in ("binary", "regression"):
         raise ValueError(f"k-NN kind must be 'binary' or 'regression', got {kind!r}")

@@ -82,8 +82,9 @@ def retrieval_ranks(
         raise ValueError(f"queries have dim {q.shape[1]} but gallery has dim {g.shape[1]}")
     tgt = np.asarray(target)
     if tgt.shape != (q.shape[0],) or not np.issubdtype(tgt.dtype, np.integer):
-        raise ValueError(f"target must be an integer array of shape ({q.shape[0]},), got "
-                         f"{tgt.dtype} {tgt.shape}")
+        raise ValueError(
+            f"target must be an integer array of shape ({q.shape[0]},), got {tgt.dtype} {tgt.shape}"
+        )
     if tgt.size and (tgt.min() < 0 or tgt.max() >= g.shape[0]):
         raise ValueError(f"target indices must lie in [0, {g.shape[0] - 1}]")
     if chunk is None:
@@ -124,8 +125,9 @@ def default_chunk(gallery_size: int) -> int:
     return max(64, min(2048, 2**23 // max(gallery_size, 1)))
 
 
-def percentile_ranks(queries: np.ndarray, gallery: np.ndarray,
-                     chunk: int | None = None) -> np.ndarray:
+def percentile_ranks(
+    queries: np.ndarray, gallery: np.ndarray, chunk: int | None = None
+) -> np.ndarray:
     """Percentile rank of gallery[i] for query i (paired rows; Q must equal G)."""
     if len(queries) != len(gallery):
         raise ValueError(
@@ -166,8 +168,9 @@ def auroc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     n_pos = int(t.sum())
     n_neg = t.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"auroc is undefined with one class only ({n_pos} positive, "
-                         f"{n_neg} negative)")
+        raise ValueError(
+            f"auroc is undefined with one class only ({n_pos} positive, {n_neg} negative)"
+        )
     ranks = rankdata(s, method="average")
     return float((ranks[t == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -195,12 +198,15 @@ def auprc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, tp]) * precision) / n_pos)
 
 
-def _probabilities(name: str, y_true: np.ndarray,
-                   y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _probabilities(
+    name: str, y_true: np.ndarray, y_prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     t, p = _binary(name, y_true, y_prob)
     if p.min() < 0.0 or p.max() > 1.0:
-        raise ValueError(f"{name}: predicted probabilities must lie in [0, 1], got "
-                         f"[{p.min():.4g}, {p.max():.4g}]")
+        raise ValueError(
+            f"{name}: predicted probabilities must lie in [0, 1], got "
+            f"[{p.min():.4g}, {p.max():.4g}]"
+        )
     return t, p
 
 

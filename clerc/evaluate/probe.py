@@ -60,10 +60,12 @@ def _features(name: str, X: np.ndarray) -> np.ndarray:
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
     for start in range(0, len(x), _ROW_CHUNK):
-        bad = ~np.isfinite(x[start:start + _ROW_CHUNK]).all(axis=1)
+        bad = ~np.isfinite(x[start : start + _ROW_CHUNK]).all(axis=1)
         if bad.any():
-            raise ValueError(f"{name} contains NaN or infinite values (first in row "
-                             f"{start + int(np.argmax(bad))})")
+            raise ValueError(
+                f"{name} contains NaN or infinite values (first in row "
+                f"{start + int(np.argmax(bad))})"
+            )
     return x
 
 
@@ -71,13 +73,14 @@ def _matrix(name: str, X: np.ndarray) -> np.ndarray:
     return np.asarray(_features(name, X), dtype=np.float64)
 
 
-def _chunks(X: np.ndarray, shift: np.ndarray | None = None,
-            scale: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def _chunks(
+    X: np.ndarray, shift: np.ndarray | None = None, scale: np.ndarray | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, float64 block) over X in row chunks: minus ``shift``, divided by
     ``scale``, where given. Each block is a fresh copy, modified in place: one
     chunk-sized temporary at a time."""
     for start in range(0, len(X), _ROW_CHUNK):
-        chunk = np.array(X[start:start + _ROW_CHUNK], dtype=np.float64)
+        chunk = np.array(X[start : start + _ROW_CHUNK], dtype=np.float64)
         if shift is not None:
             chunk -= shift
         if scale is not None:
@@ -96,8 +99,7 @@ def default_alphas(kind: Literal["binary", "regression"], n_train: int) -> np.nd
     return 1.0 / np.logspace(-4, 2, 13)
 
 
-def ridge_path(X: np.ndarray, y: np.ndarray,
-               alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ridge_path(X: np.ndarray, y: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ridge coefficients (n_alphas, D) and intercepts (n_alphas,) for every alpha.
 
     Minimises ||y - X w - b||^2 + alpha ||w||^2 (intercept unpenalised, as sklearn
@@ -110,8 +112,9 @@ def ridge_path(X: np.ndarray, y: np.ndarray,
     return coefs, yv.mean() - coefs @ x_mean
 
 
-def _standardised_ridge(X: np.ndarray, y: np.ndarray, alphas: np.ndarray, mean: np.ndarray,
-                        scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _standardised_ridge(
+    X: np.ndarray, y: np.ndarray, alphas: np.ndarray, mean: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """`ridge_path` on (X - mean) / scale, where ``mean`` and ``scale`` are X's own column
     mean and standard deviation (`_standardise`): those features are already centred, so
     the mean pass is skipped and every intercept is mean(y)."""
@@ -127,13 +130,18 @@ def _alphas(alphas: np.ndarray) -> np.ndarray:
     return a
 
 
-def _moments(chunks: Iterator[tuple[int, np.ndarray]],
-             y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _moments(
+    chunks: Iterator[tuple[int, np.ndarray]], y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """X^T X and X^T (y - mean(y)) summed over centred row chunks."""
-    gram, xty, yc = None, None, y - y.mean()
+    gram: np.ndarray | None = None
+    xty: np.ndarray | None = None
+    yc = y - y.mean()
     for start, xc in chunks:
-        g, v = xc.T @ xc, xc.T @ yc[start:start + len(xc)]
-        gram, xty = (g, v) if gram is None else (gram + g, xty + v)
+        g, v = xc.T @ xc, xc.T @ yc[start : start + len(xc)]
+        gram, xty = (g, v) if gram is None or xty is None else (gram + g, xty + v)
+    if gram is None or xty is None:
+        raise ValueError("no rows to fit on")
     return gram, xty
 
 
@@ -159,17 +167,17 @@ def _pick(scores: np.ndarray) -> int:
     return int(np.flatnonzero(scores == scores.max())[0])
 
 
-def _products(x: np.ndarray, coefs: np.ndarray, mean: np.ndarray,
-              scale: np.ndarray) -> np.ndarray:
+def _products(x: np.ndarray, coefs: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """((x - mean) / scale) @ coefs.T, (n, n_coefs), by row chunks: x is never copied."""
     out = np.empty((len(x), len(coefs)))
     for start, chunk in _chunks(x, mean, scale):
-        out[start:start + len(chunk)] = chunk @ coefs.T
+        out[start : start + len(chunk)] = chunk @ coefs.T
     return out
 
 
-def _fit_binary(xs: np.ndarray, y: np.ndarray, alphas: np.ndarray, class_weight: str | None,
-                max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_binary(
+    xs: np.ndarray, y: np.ndarray, alphas: np.ndarray, class_weight: str | None, max_iter: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Logistic coefficients, intercepts and convergence flags along the C path."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -187,10 +195,17 @@ def _fit_binary(xs: np.ndarray, y: np.ndarray, alphas: np.ndarray, class_weight:
     return np.array(coefs), np.array(intercepts), np.array(converged)
 
 
-def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_train: np.ndarray,
-              X_val: np.ndarray, y_val: np.ndarray, *, alphas: np.ndarray | None = None,
-              class_weight: Literal["balanced"] | None = None,
-              max_iter: int = 1000) -> Probe:
+def fit_probe(
+    kind: Literal["binary", "regression"],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    alphas: np.ndarray | None = None,
+    class_weight: Literal["balanced"] | None = None,
+    max_iter: int = 1000,
+) -> Probe:
     """Fit a probe on train, choose the regularisation on validation, return it.
 
     alphas: ridge alpha (regression) or 1 / C (binary); default `default_alphas`.
@@ -225,8 +240,22 @@ def fit_probe(kind: Literal["binary", "regression"], X_train: np.ndarray, y_trai
         coefs, intercepts = _standardised_ridge(xt, yt, grid, mean, scale)
         conv = np.ones(grid.size, dtype=bool)
     val = _products(xv, coefs, mean, scale)  # (n_val, n_alphas) linear scores
-    scores = np.array([auroc(yv, val[:, i]) if kind == "binary"
-                       else r2(yv, val[:, i] + intercepts[i]) for i in range(grid.size)])
+    scores = np.array(
+        [
+            auroc(yv, val[:, i]) if kind == "binary" else r2(yv, val[:, i] + intercepts[i])
+            for i in range(grid.size)
+        ]
+    )
     best = _pick(scores)
-    return Probe(kind, float(grid[best]), coefs[best], float(intercepts[best]),
-                 float(scores[best]), grid, scores, conv, mean, scale)
+    return Probe(
+        kind,
+        float(grid[best]),
+        coefs[best],
+        float(intercepts[best]),
+        float(scores[best]),
+        grid,
+        scores,
+        conv,
+        mean,
+        scale,
+    )

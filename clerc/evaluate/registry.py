@@ -1,7 +1,8 @@
 """The evaluation task registry, the scoring context, and the predictive task definitions.
 
 A ``Task`` is one setting of one table (retrieval, zero-shot, linear probe, cross-modal
-probe, supervised); its ``run(context)`` returns ``Record``s. Task *definitions* (which
+probe, supervised); its ``run(context)`` returns a ``TaskResult`` (records and prediction
+frames) and writes nothing into the context. Task *definitions* (which
 label, which modality, which prompt) live in ``tasks.toml``; users extend them with
 their own TOML file.
 """
@@ -10,24 +11,25 @@ from __future__ import annotations
 
 import importlib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from clerc.data.manifest import Manifest
 from clerc.evaluate.embeddings import Embeddings
 from clerc.evaluate.knn import LabelEfficiencyConfig
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.evaluate.subgroups import SubgroupConfig
 from clerc.modalities import DIAGNOSTIC
 from clerc.registry import Registry
 
 DEFAULT_TASKS_FILE = Path(__file__).with_name("tasks.toml")
-KINDS: tuple[str, ...] = ("binary", "regression")
+TaskKind = Literal["binary", "regression"]
+KINDS: tuple[TaskKind, ...] = ("binary", "regression")
 #: Labels taken from the patients table rather than labels.parquet.
 DEMOGRAPHIC: tuple[str, ...] = ("age", "sex")
 
@@ -38,7 +40,7 @@ class TaskDef:
 
     name: str
     label: str
-    kind: str
+    kind: TaskKind
     modality: str | None = None
     label_modality: str | None = None
     prompt: str | None = None
@@ -65,8 +67,9 @@ class TaskDef:
             raise ValueError(f"{where}: a Table 4 task needs a modality")
         if self.template is not None:
             if not self.placeholder or self.placeholder not in self.template:
-                raise ValueError(f"{where}: sweep placeholder {self.placeholder!r} "
-                                 "is not in the template")
+                raise ValueError(
+                    f"{where}: sweep placeholder {self.placeholder!r} is not in the template"
+                )
             if len(self.values) < 2:
                 raise ValueError(f"{where}: a sweep needs at least two values")
 
@@ -97,8 +100,10 @@ def _taskdef(d: dict[str, Any], where: str) -> TaskDef:
     known = set(TaskDef.__dataclass_fields__)
     unknown = sorted(set(d) - known)
     if unknown or "name" not in d:
-        raise ValueError(f"{where}: task {d.get('name')!r} has unknown keys {unknown} "
-                         f"or no name; expected keys from {sorted(known | {'sweep'})}")
+        raise ValueError(
+            f"{where}: task {d.get('name')!r} has unknown keys {unknown} "
+            f"or no name; expected keys from {sorted(known | {'sweep'})}"
+        )
     return TaskDef(**d)
 
 
@@ -121,12 +126,41 @@ def all_prompts(defs: tuple[TaskDef, ...]) -> list[str]:
     return list(dict.fromkeys(p for d in defs for p in d.prompts))
 
 
+class Memo:
+    """An explicit memo of values computed from a context's inputs.
+
+    A value is stored under ``key`` (compared by equality: names, definitions, settings)
+    plus the identity of every object in ``inputs`` (embeddings, manifest: compared with
+    ``is``, and held so that their ids are not reused). A context made with
+    ``dataclasses.replace`` shares the memo; any changed input misses it.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[Hashable, ...], tuple[tuple[object, ...], Any]] = {}
+
+    def get(
+        self, key: tuple[Hashable, ...], inputs: tuple[object, ...], compute: Callable[[], Any]
+    ) -> Any:
+        """The value for ``key`` and ``inputs``, computed once by ``compute()``."""
+        full = (*key, *(id(o) for o in inputs))
+        hit = self._items.get(full)
+        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+            return hit[1]
+        value = compute()
+        self._items[full] = (inputs, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass(frozen=True)
 class Context:
     """What every task reads: embeddings, manifest, definitions and scoring settings.
 
-    ``predictions`` collects per-cell prediction frames (cell, kind, y_true, y_score);
-    ``cache`` shares per-cell study-level predictions between tasks (probe -> supervised).
+    Tasks return what they produce (``TaskResult``) and never write into the context.
+    ``memo`` is the one shared store: probe fits, which Table 4, Table 5 and the
+    supervised comparison reuse, keyed on everything they depend on (``tasks/probe.py``).
     """
 
     embeddings: Embeddings
@@ -138,29 +172,13 @@ class Context:
     supervised: pd.DataFrame | None = None
     subgroups: SubgroupConfig = field(default_factory=SubgroupConfig)
     label_efficiency: LabelEfficiencyConfig = field(default_factory=LabelEfficiencyConfig)
-    predictions: list[pd.DataFrame] = field(default_factory=list)
-    cache: dict[Any, Any] = field(default_factory=dict)
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.n_resamples < 0:
             raise ValueError(f"n_resamples must be >= 0, got {self.n_resamples}")
         if self.max_gap < timedelta(0):
             raise ValueError(f"max_gap must be >= 0, got {self.max_gap}")
-
-    def add_predictions(self, cell: str, kind: str, y_true: Any, y_score: Any,
-                        patients: Any = None, units: Any = None) -> None:
-        """Save one cell's rows; ``patients`` and ``units`` (study or query ids) are stored
-        only as pseudonyms (``clerc.compare.pairing``), for pairing runs by patient."""
-        frame = pd.DataFrame({"cell": cell, "kind": kind, "y_true": y_true, "y_score": y_score})
-        if patients is not None and units is not None:
-            from clerc.compare.pairing import pairing_key, pseudonyms
-
-            if "pairing_key" not in self.cache:
-                self.cache["pairing_key"] = pairing_key(self.manifest.patients["patient_id"])
-            key = self.cache["pairing_key"]
-            frame["pair_patient"] = pseudonyms(key, patients)
-            frame["pair_unit"] = pseudonyms(key, units)
-        self.predictions.append(frame)
 
 
 @dataclass(frozen=True)
@@ -170,18 +188,20 @@ class Task:
     name: str
     table: str
     setting: str
-    run: Callable[[Context], list[Record]]
+    run: Callable[[Context], TaskResult]
     description: str = ""
 
 
 TASKS: Registry[Task] = Registry("task")
 
 
-def task(name: str, table: str, setting: str) -> Callable[[Callable[[Context], list[Record]]],
-                                                           Callable[[Context], list[Record]]]:
+TaskFn = Callable[[Context], TaskResult]
+
+
+def task(name: str, table: str, setting: str) -> Callable[[TaskFn], TaskFn]:
     """Decorator: register ``fn`` as the task ``name`` (its docstring is the description)."""
 
-    def wrap(fn: Callable[[Context], list[Record]]) -> Callable[[Context], list[Record]]:
+    def wrap(fn: TaskFn) -> TaskFn:
         TASKS.add(name, Task(name, table, setting, fn, (fn.__doc__ or "").strip().split("\n")[0]))
         return fn
 
@@ -190,9 +210,18 @@ def task(name: str, table: str, setting: str) -> Callable[[Callable[[Context], l
 
 #: Task modules, imported in the order their tasks should run (the tables' order).
 TASK_MODULES: tuple[str, ...] = tuple(
-    f"clerc.evaluate.tasks.{m}" for m in ("retrieval", "oracle", "zeroshot", "probe",
-                                          "crossmodal", "supervised", "subgroups",
-                                          "label_efficiency"))
+    f"clerc.evaluate.tasks.{m}"
+    for m in (
+        "retrieval",
+        "oracle",
+        "zeroshot",
+        "probe",
+        "crossmodal",
+        "supervised",
+        "subgroups",
+        "label_efficiency",
+    )
+)
 
 
 def load_tasks() -> Registry[Task]:
@@ -207,5 +236,6 @@ def task_names() -> list[str]:
     load_tasks()
     rank = {m: i for i, m in enumerate(TASK_MODULES)}
     names = TASKS.names()
-    return sorted(names, key=lambda n: (rank.get(TASKS.get(n).run.__module__, len(rank)),
-                                        names.index(n)))
+    return sorted(
+        names, key=lambda n: (rank.get(TASKS.get(n).run.__module__, len(rank)), names.index(n))
+    )

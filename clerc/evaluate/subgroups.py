@@ -36,8 +36,9 @@ class SubgroupConfig:
             raise ValueError(f"subgroup families {bad} unknown; expected some of {FAMILIES}")
         edges = tuple(float(e) for e in self.age_edges)
         if any(not np.isfinite(e) for e in edges) or list(edges) != sorted(set(edges)):
-            raise ValueError(f"age band edges must be finite and strictly increasing, got "
-                             f"{list(self.age_edges)}")
+            raise ValueError(
+                f"age band edges must be finite and strictly increasing, got {list(self.age_edges)}"
+            )
         object.__setattr__(self, "age_edges", edges)
         if int(self.min_patients) < 2:
             raise ValueError(f"subgroup min_patients must be >= 2, got {self.min_patients}")
@@ -57,9 +58,11 @@ def age_band(age: np.ndarray, edges: tuple[float, ...] = ()) -> np.ndarray:
         lo = (np.floor(a[ok] / 10) * 10).astype(np.int64)
         out[ok] = [f"{v}-{v + 9}" for v in lo]
         return out
-    labels = ([f"<{_num(edges[0])}"]
-              + [f"{_num(lo)}-{_num(hi)}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-              + [f">={_num(edges[-1])}"])
+    labels = (
+        [f"<{_num(edges[0])}"]
+        + [f"{_num(lo)}-{_num(hi)}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        + [f">={_num(edges[-1])}"]
+    )
     out[ok] = np.asarray(labels, dtype=object)[np.searchsorted(edges, a[ok], side="right")]
     return out
 
@@ -102,17 +105,26 @@ def group_tables(manifest: Manifest, config: SubgroupConfig) -> dict[str, pd.Ser
             continue
         s = manifest.samples
         study = s["study_id"].fillna("sample:" + s["sample_id"].astype(str)).astype(str)
-        first = s.assign(study=study.to_numpy()).groupby("study", sort=False).agg(
-            patient_id=("patient_id", "first"), time=("acquired_at", "min"))
+        first = (
+            s.assign(study=study.to_numpy())
+            .groupby("study", sort=False)
+            .agg(patient_id=("patient_id", "first"), time=("acquired_at", "min"))
+        )
         age = manifest.age_at(first["patient_id"].astype(str), first["time"])
-        out[family] = pd.Series(age_band(age.to_numpy(dtype=np.float64), config.age_edges),
-                                index=first.index)
+        out[family] = pd.Series(
+            age_band(age.to_numpy(dtype=np.float64), config.age_edges), index=first.index
+        )
     return out
 
 
-def assign(manifest: Manifest, frame: pd.DataFrame, family: str,
-           config: SubgroupConfig, times: pd.Series | None = None,
-           tables: dict[str, pd.Series] | None = None) -> np.ndarray:
+def assign(
+    manifest: Manifest,
+    frame: pd.DataFrame,
+    family: str,
+    config: SubgroupConfig,
+    times: pd.Series | None = None,
+    tables: dict[str, pd.Series] | None = None,
+) -> np.ndarray:
     """The group of each row of ``frame`` (columns patient_id, study_id) in ``family``
     (looked up in ``tables`` from `group_tables` when given)."""
     if tables is not None and family in tables:

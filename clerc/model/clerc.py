@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clerc.modalities import DIAGNOSTIC, ENCODERS, get_modality
+from clerc.kinds import get_kind
+from clerc.modalities import DIAGNOSTIC, ENCODERS, encoder_modality, get_modality
 from clerc.model.config import ModelConfig
-from clerc.model.encoders.ecg import ECGEncoder
-from clerc.model.encoders.image import ImageEncoder
 from clerc.model.encoders.text import TextEncoder
 from clerc.model.encoders.video import VideoEncoder
 
@@ -22,27 +22,10 @@ MAX_LOGIT_SCALE = math.log(100)
 
 
 def build_encoder(key: str, cfg: ModelConfig) -> nn.Module:
-    """The encoder for one key of ``ENCODERS`` (``echo_video`` ... ``text``)."""
-    if key in ("echo_video", "angio_video"):
-        return VideoEncoder(cfg.video_frames, cfg.video_size, cfg.video_widths, cfg.embed_dim)
-    if key == "ecg_waveform":
-        return ECGEncoder(
-            cfg.ecg_length, cfg.ecg_widths, cfg.ecg_blocks, cfg.ecg_kernel, cfg.embed_dim,
-            scale_mv=cfg.ecg_scale_mv,
-        )
-    if key == "cxr_image":
-        v = cfg.vit
-        return ImageEncoder(
-            cfg.image_size, v.patch_size, v.width, v.layers, v.heads, cfg.embed_dim,
-            mlp_ratio=v.mlp_ratio, quick_gelu=cfg.quick_gelu,
-        )
-    if key == "text":
-        t = cfg.text
-        return TextEncoder(
-            t.context_length, t.vocab_size, t.width, t.heads, t.layers, cfg.embed_dim,
-            mlp_ratio=t.mlp_ratio, quick_gelu=cfg.quick_gelu,
-        )
-    raise KeyError(f"unknown encoder {key!r}; expected one of {ENCODERS}")
+    """The encoder for one key of ``ENCODERS`` (``echo_video`` ... ``text``), built by the
+    kind of the modality it embeds (``clerc.kinds``)."""
+    modality = encoder_modality(key)
+    return get_kind(modality.kind).build_encoder(cfg, modality.name)
 
 
 def encoder_key(modality: str) -> str:
@@ -85,14 +68,14 @@ class CLERC(nn.Module):
 
     def tokenize(self, texts: str | Sequence[str]) -> torch.LongTensor:
         """CLIP BPE tokens ``(N, context_length)`` for the text encoder."""
-        return self.encoders["text"].tokenize(texts)
+        return cast(TextEncoder, self.encoders["text"]).tokenize(texts)
 
 
 def channels_last_3d(model: CLERC) -> CLERC:
     """Put the video encoders (weights and inputs) in ``channels_last_3d`` (faster on GPU)."""
     for key in DIAGNOSTIC:
-        if get_modality(key).kind == "video":
-            enc = model.encoders[key]
+        if get_kind(get_modality(key).kind).channels_last_3d:
+            enc = cast(VideoEncoder, model.encoders[key])
             enc.to(memory_format=torch.channels_last_3d)
             enc.channels_last = True
     return model
@@ -100,17 +83,7 @@ def channels_last_3d(model: CLERC) -> CLERC:
 
 def example_input(key: str, cfg: ModelConfig, batch: int = 1, device: str = "cpu") -> Tensor:
     """A batch of zeros of the right dtype and shape for encoder ``key``."""
-    if key in ("echo_video", "angio_video"):
-        shape = (batch, cfg.video_frames, cfg.video_size, cfg.video_size)
-        return torch.zeros(shape, dtype=torch.uint8, device=device)
-    if key == "ecg_waveform":
-        return torch.zeros((batch, 12, cfg.ecg_length), device=device)
-    if key == "cxr_image":
-        shape = (batch, cfg.image_size, cfg.image_size)
-        return torch.zeros(shape, dtype=torch.uint8, device=device)
-    if key == "text":
-        return torch.zeros((batch, cfg.text.context_length), dtype=torch.long, device=device)
-    raise KeyError(f"unknown encoder {key!r}; expected one of {ENCODERS}")
+    return get_kind(encoder_modality(key).kind).example_input(cfg, batch, device)
 
 
 def encoder_flops(cfg: ModelConfig, keys: Sequence[str] = ENCODERS) -> dict[str, int]:
@@ -129,6 +102,12 @@ def encoder_flops(cfg: ModelConfig, keys: Sequence[str] = ENCODERS) -> dict[str,
 
 
 __all__ = [
-    "CLERC", "INIT_LOGIT_SCALE", "MAX_LOGIT_SCALE", "build_encoder",
-    "channels_last_3d", "encoder_flops", "encoder_key", "example_input",
+    "CLERC",
+    "INIT_LOGIT_SCALE",
+    "MAX_LOGIT_SCALE",
+    "build_encoder",
+    "channels_last_3d",
+    "encoder_flops",
+    "encoder_key",
+    "example_input",
 ]

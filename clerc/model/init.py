@@ -23,12 +23,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from clerc.errors import UserError
+
 #: Encoders that have pretrained weights in the paper (the ECG encoder starts random).
 PRETRAINED = ("echo_video", "angio_video", "cxr_image", "text")
 _TEXT_TOP = ("token_embedding.", "positional_embedding", "ln_final.", "text_projection")
 
 
-class PretrainedError(ValueError):
+class PretrainedError(UserError, ValueError):
     """A pretrained-weight file that does not fit; the message names file and parameter."""
 
 
@@ -78,12 +80,12 @@ def extract_state_dict(obj: object, path: str | os.PathLike[str]) -> dict[str, T
     if not sd:
         raise PretrainedError(f"{path}: holds no tensors")
     if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
 
 
 def _strip(sd: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
 def _video_keys(sd: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
@@ -110,15 +112,19 @@ def _names(keys: list[str], limit: int = 20) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_into(module: nn.Module, sd: Mapping[str, Tensor], path: str, skip: tuple[str, ...] = ()
-              ) -> int:
+def load_into(
+    module: nn.Module, sd: Mapping[str, Tensor], path: str, skip: tuple[str, ...] = ()
+) -> int:
     """Copy ``sd`` into ``module``: every key not under a ``skip`` prefix must match by name
     and shape. Returns the number of tensors loaded."""
     target = {k: v for k, v in module.state_dict().items() if not k.startswith(skip)}
     missing = sorted(set(target) - set(sd))
     unexpected = sorted(set(sd) - set(target))
-    wrong = [f"{k} (file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)})"
-             for k in sorted(set(sd) & set(target)) if sd[k].shape != target[k].shape]
+    wrong = [
+        f"{k} (file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)})"
+        for k in sorted(set(sd) & set(target))
+        if sd[k].shape != target[k].shape
+    ]
     problems = []
     if wrong:
         problems.append("shape mismatch: " + "; ".join(wrong))
@@ -127,14 +133,16 @@ def load_into(module: nn.Module, sd: Mapping[str, Tensor], path: str, skip: tupl
     if unexpected:
         problems.append(f"not in the model ({len(unexpected)}): {_names(unexpected)}")
     if problems:
-        raise PretrainedError(f"{path}: does not fit {type(module).__name__}: "
-                              + " | ".join(problems))
+        raise PretrainedError(
+            f"{path}: does not fit {type(module).__name__}: " + " | ".join(problems)
+        )
     module.load_state_dict(dict(sd), strict=False)
     return len(sd)
 
 
-def load_pretrained(model: nn.Module, paths: Mapping[str, str | os.PathLike[str]]
-                    ) -> dict[str, LoadReport]:
+def load_pretrained(
+    model: nn.Module, paths: Mapping[str, str | os.PathLike[str]]
+) -> dict[str, LoadReport]:
     """Initialise ``model.encoders[key]`` from ``paths[key]`` for keys in ``PRETRAINED``.
 
     Files shared by several encoders (one CLIP file for ``cxr_image`` and ``text``) are read
@@ -142,33 +150,41 @@ def load_pretrained(model: nn.Module, paths: Mapping[str, str | os.PathLike[str]
     """
     unknown = sorted(set(paths) - set(PRETRAINED))
     if unknown:
-        raise PretrainedError(f"no pretrained weights for {unknown}; expected keys among "
-                              f"{PRETRAINED} (the ECG encoder starts from random weights)")
+        raise PretrainedError(
+            f"no pretrained weights for {unknown}; expected keys among "
+            f"{PRETRAINED} (the ECG encoder starts from random weights)"
+        )
     cache: dict[Path, dict[str, Tensor]] = {}
     reports: dict[str, LoadReport] = {}
     for key, p in paths.items():
         path = Path(p)
         if path not in cache:
             cache[path] = read_state_dict(path)
-        reports[key] = _load_encoder(model.encoders[key], key, cache[path], str(path))
+        encoder = model.get_submodule(f"encoders.{key}")
+        reports[key] = _load_encoder(encoder, key, cache[path], str(path))
     return reports
 
 
 def _load_encoder(enc: nn.Module, key: str, sd: dict[str, Tensor], path: str) -> LoadReport:
     if key in ("echo_video", "angio_video"):
         keep, skipped = _video_keys(sd)
-        n = load_into(enc.net, keep, path, skip=("fc.",))
+        n = load_into(enc.get_submodule("net"), keep, path, skip=("fc.",))
     elif key == "cxr_image":
         keep, skipped = _image_keys(sd)
-        n = load_into(enc.vit, keep, path)
+        n = load_into(enc.get_submodule("vit"), keep, path)
     else:
         keep, skipped = _text_keys(sd)
-        n = load_into(enc.tower, keep, path)
+        n = load_into(enc.get_submodule("tower"), keep, path)
     return LoadReport(key, path, n, tuple(skipped))
 
 
-def random_init_warning(model_cfg: object, cfg_modalities: tuple[str, ...], init: Mapping[str, str],
-                        *, allow_random: bool) -> str | None:
+def random_init_warning(
+    model_cfg: object,
+    cfg_modalities: tuple[str, ...],
+    init: Mapping[str, str],
+    *,
+    allow_random: bool,
+) -> str | None:
     """Check that the paper's architecture starts from the paper's pretrained weights.
 
     With the paper's encoders (``ModelConfig.paper()``), every encoder of :data:`PRETRAINED`
@@ -188,11 +204,17 @@ def random_init_warning(model_cfg: object, cfg_modalities: tuple[str, ...], init
     missing = [e for e in PRETRAINED if e in wanted and e not in init]
     if not missing:
         return None
-    what = (f"the paper's encoders without pretrained weights for {', '.join(missing)} "
-            "(the paper starts echo/angio from Kinetics-400 r2plus1d_18 and CXR/text from "
-            "CLIP; give them with --init ENCODER=PATH, see docs/CONTRACTS.md)")
+    what = (
+        f"the paper's encoders without pretrained weights for {', '.join(missing)} "
+        "(the paper starts echo/angio from Kinetics-400 r2plus1d_18 and CXR/text from "
+        "CLIP; give them with --init ENCODER=PATH, see docs/CONTRACTS.md)"
+    )
     if not allow_random:
-        raise ValueError(f"refusing to train {what}; pass --allow-random-init to train "
-                         "them from random weights anyway")
-    return (f"WARNING: training {what}; they start from RANDOM weights "
-            "(--allow-random-init), so results are not comparable with the paper's")
+        raise ValueError(
+            f"refusing to train {what}; pass --allow-random-init to train "
+            "them from random weights anyway"
+        )
+    return (
+        f"WARNING: training {what}; they start from RANDOM weights "
+        "(--allow-random-init), so results are not comparable with the paper's"
+    )

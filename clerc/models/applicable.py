@@ -35,7 +35,7 @@ def reason(rec: Record, header: dict[str, Any]) -> str | None:
 
 def is_not_applicable(rec: dict[str, Any] | Record) -> bool:
     note = rec["note"] if isinstance(rec, dict) else rec.note
-    return rec_value(rec) is None and bool(note) and note.startswith(NOT_APPLICABLE)
+    return rec_value(rec) is None and note is not None and note.startswith(NOT_APPLICABLE)
 
 
 def rec_value(rec: dict[str, Any] | Record) -> float | None:
@@ -47,6 +47,11 @@ def mark_not_applicable(records: list[Record], header: dict[str, Any]) -> list[R
     out = []
     for rec in records:
         why = reason(rec, header)
-        out.append(rec if why is None else dataclasses.replace(
-            rec, value=None, ci_low=None, ci_high=None, n=0, n_undefined=0, note=why))
+        out.append(
+            rec
+            if why is None
+            else dataclasses.replace(
+                rec, value=None, ci_low=None, ci_high=None, n=0, n_undefined=0, note=why
+            )
+        )
     return out

@@ -7,12 +7,21 @@ from typing import Any
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, metavar="PACKAGE.MODULE:FACTORY",
-                        help="a model following clerc.models.protocol instead of a checkpoint, "
-                             "e.g. clerc.models.echoclip:build")
-    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the --model factory (repeatable), "
-                             "e.g. weights=/path/echoclip.pt")
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="a model following clerc.models.protocol instead of a checkpoint, "
+        "e.g. clerc.models.echoclip:build",
+    )
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument for the --model factory (repeatable), "
+        "e.g. weights=/path/echoclip.pt",
+    )
 
 
 def source_from_args(args: argparse.Namespace) -> Any:

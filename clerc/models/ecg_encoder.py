@@ -27,8 +27,11 @@ class ECGEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = 12
         for c_out in (width, width * 2, width * 4):
-            layers += [nn.Conv1d(c_in, c_out, 7, stride=2, padding=3, bias=False),
-                       nn.BatchNorm1d(c_out), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv1d(c_in, c_out, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c_out
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c_in, embed_dim)
@@ -41,8 +44,13 @@ class ECGEncoder(nn.Module):
         return self.head(self.body(batch.float()).mean(dim=-1))
 
 
-def build(embed_dim: str | int = 128, width: str | int = 32, length: str | int = 2500,
-          weights: str | None = None, seed: str | int = 0) -> ECGEncoder:
+def build(
+    embed_dim: str | int = 128,
+    width: str | int = 32,
+    length: str | int = 2500,
+    weights: str | None = None,
+    seed: str | int = 0,
+) -> ECGEncoder:
     """An ``ECGEncoder``; random weights (seeded) unless ``weights`` names a state dict."""
     torch.manual_seed(int(seed))
     model = ECGEncoder(int(embed_dim), int(width), int(length))

@@ -71,17 +71,21 @@ def check_model(model: Any, where: str) -> tuple[tuple[str, ...], InputSpec]:
     """
     mods = getattr(model, "modalities", None)
     if isinstance(mods, str) or not mods:
-        raise ValueError(f"{where}: the model's `modalities` must be a non-empty list of "
-                         f"modality names, got {mods!r}")
+        raise ValueError(
+            f"{where}: the model's `modalities` must be a non-empty list of "
+            f"modality names, got {mods!r}"
+        )
     unknown = [m for m in mods if m not in MODALITY_NAMES]
     if unknown:
-        raise ValueError(f"{where}: unknown modalities {unknown}; expected some of "
-                         f"{list(MODALITY_NAMES)}")
+        raise ValueError(
+            f"{where}: unknown modalities {unknown}; expected some of {list(MODALITY_NAMES)}"
+        )
     text = has_text_side(model)
     for m in mods:
         if get_modality(m).is_text and not text:
-            raise ValueError(f"{where}: lists the report modality {m!r} but has no "
-                             "`encode_text(list[str])`")
+            raise ValueError(
+                f"{where}: lists the report modality {m!r} but has no `encode_text(list[str])`"
+            )
         if not get_modality(m).is_text and not callable(getattr(model, "encode", None)):
             raise ValueError(f"{where}: lists {m!r} but has no `encode(modality, batch)`")
     dim = getattr(model, "embed_dim", None)
@@ -90,12 +94,16 @@ def check_model(model: Any, where: str) -> tuple[tuple[str, ...], InputSpec]:
     if text:
         scale = getattr(model, "logit_scale", None)
         if not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"{where}: a model with a text side needs a positive "
-                             f"`logit_scale` (a float multiplier), got {scale!r}")
+            raise ValueError(
+                f"{where}: a model with a text side needs a positive "
+                f"`logit_scale` (a float multiplier), got {scale!r}"
+            )
     spec = getattr(model, "inputs", None) or InputSpec()
     if not isinstance(spec, InputSpec):
-        raise ValueError(f"{where}: `inputs` must be a clerc.models.protocol.InputSpec, "
-                         f"got {type(spec).__name__}")
+        raise ValueError(
+            f"{where}: `inputs` must be a clerc.models.protocol.InputSpec, "
+            f"got {type(spec).__name__}"
+        )
     spec = InputSpec(**{**spec.to_dict(), "embed_dim": dim})
     return tuple(m for m in MODALITY_NAMES if m in mods), spec
 
@@ -118,9 +126,11 @@ class ProtocolAdapter:
         z = torch.as_tensor(z).float()
         n = len(x)
         if z.shape != (n, self.cfg.embed_dim):
-            raise ValueError(f"{self.where}: encode{'_text' if is_text else ''} of "
-                             f"{n} {modality} inputs returned shape {tuple(z.shape)}, "
-                             f"expected ({n}, {self.cfg.embed_dim})")
+            raise ValueError(
+                f"{self.where}: encode{'_text' if is_text else ''} of "
+                f"{n} {modality} inputs returned shape {tuple(z.shape)}, "
+                f"expected ({n}, {self.cfg.embed_dim})"
+            )
         return F.normalize(z, dim=-1) if normalize else z
 
     def tokenize(self, texts: str | list[str]) -> list[str]:

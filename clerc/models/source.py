@@ -39,10 +39,10 @@ class CheckpointSource:
         return self._hash
 
     def load(self, device: str) -> tuple[Any, Any, tuple[str, ...]]:
-        from clerc.train.checkpoint import load_model
+        from clerc.model.load import load_model
 
         model, _ = load_model(self.path, device)
-        return model, model.cfg, MODALITY_NAMES
+        return model, model.cfg, tuple(MODALITY_NAMES)
 
     def header(self) -> dict[str, Any]:
         return {"checkpoint": str(self.path), "checkpoint_hash": self._hash}
@@ -100,8 +100,7 @@ class ModelSource:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ValueError(f"--model {self.spec!r}: cannot import {module_name} ({exc})") \
-                from exc
+            raise ValueError(f"--model {self.spec!r}: cannot import {module_name} ({exc})") from exc
         factory = getattr(module, attr, None)
         if not callable(factory):
             raise ValueError(f"--model {self.spec!r}: {module_name} has no callable {attr!r}")
@@ -114,8 +113,10 @@ class ModelSource:
         try:
             return factory(**dict(self.args))
         except TypeError as exc:
-            raise ValueError(f"--model {self.spec!r}: the factory rejected the arguments "
-                             f"{dict(self.args)} ({exc})") from exc
+            raise ValueError(
+                f"--model {self.spec!r}: the factory rejected the arguments "
+                f"{dict(self.args)} ({exc})"
+            ) from exc
 
     @cached_property
     def adapter(self) -> Any:
@@ -162,9 +163,14 @@ class ModelSource:
         return self.adapter, self.adapter.cfg, self.adapter.modalities
 
     def header(self) -> dict[str, Any]:
-        return {"checkpoint": f"model {self.spec}", "checkpoint_hash": self.identity(),
-                "model": self.spec, "model_args": dict(self.args),
-                "modalities": list(self.adapter.modalities), "text_side": self.has_text}
+        return {
+            "checkpoint": f"model {self.spec}",
+            "checkpoint_hash": self.identity(),
+            "model": self.spec,
+            "model_args": dict(self.args),
+            "modalities": list(self.adapter.modalities),
+            "text_side": self.has_text,
+        }
 
     def __str__(self) -> str:
         return f"model {self.spec}"

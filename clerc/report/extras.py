@@ -25,8 +25,8 @@ from clerc.report.tables import (
 
 FAMILY_LABELS = {"sex": "Sex", "age": "Age band", "race": "Race"}
 EXTRA_SETTINGS = {**SETTING_LABELS, "knn_probe": "k-NN probe"}
-EXTRA_METRICS = {**METRIC_LABELS, "auprc": "AUPRC", "brier": "Brier score", "ece": "ECE",
-                 "mrr": "MRR", "train_patients": "Labelled patients"}
+#: Labels of the extra pages' metrics: the specs' labels, and the labelled-patient count.
+EXTRA_METRICS = {**METRIC_LABELS, "train_patients": "Labelled patients"}
 
 
 def is_main(rec: dict) -> bool:
@@ -52,31 +52,68 @@ def _cell_label(r: dict) -> str:
 
 def subgroup_page(records: list[dict], family: str) -> dict:
     """Rows per (table, setting, modality, task, metric); a column per group, then the gap."""
-    recs = [r for r in records if r.get("subgroup")
-            and str(r["subgroup"]).split("=")[0] == family]
-    groups = group_order(family, sorted({str(r["subgroup"]).split("=", 1)[1] for r in recs
-                                         if "=" in str(r["subgroup"])}))
-    index = {(r["table"], r["setting"], r["modality"], r["task"], r["label_modality"],
-              r["metric"], r["subgroup"]): r for r in recs}
-    keys = sorted({k[:6] for k in index if not k[5].endswith("_gap")},
-                  key=lambda k: (k[0], rank(list(EXTRA_SETTINGS), k[1]),
-                                 rank(MODALITY_NAMES, k[2]), rank(list(TASK_LABELS), k[3]),
-                                 str(k[4]), rank(METRIC_ORDER + ("auprc", "brier", "ece"), k[5])))
+    recs = [r for r in records if r.get("subgroup") and str(r["subgroup"]).split("=")[0] == family]
+    groups = group_order(
+        family,
+        sorted({str(r["subgroup"]).split("=", 1)[1] for r in recs if "=" in str(r["subgroup"])}),
+    )
+    index = {
+        (
+            r["table"],
+            r["setting"],
+            r["modality"],
+            r["task"],
+            r["label_modality"],
+            r["metric"],
+            r["subgroup"],
+        ): r
+        for r in recs
+    }
+    keys = sorted(
+        {k[:6] for k in index if not k[5].endswith("_gap")},
+        key=lambda k: (
+            k[0],
+            rank(list(EXTRA_SETTINGS), k[1]),
+            rank(MODALITY_NAMES, k[2]),
+            rank(list(TASK_LABELS), k[3]),
+            str(k[4]),
+            rank(METRIC_ORDER + ("auprc", "brier", "ece"), k[5]),
+        ),
+    )
     notes, rows = Notes(), []
     for key in keys:
-        cells = [make_cell(index.get((*key, f"{family}={g}")), notes, missing="no such group")
-                 for g in groups]
-        cells.append(make_cell(index.get((*key[:5], f"{key[5]}_gap", family)), notes,
-                               missing="no gap"))
+        cells = [
+            make_cell(index.get((*key, f"{family}={g}")), notes, missing="no such group")
+            for g in groups
+        ]
+        cells.append(
+            make_cell(index.get((*key[:5], f"{key[5]}_gap", family)), notes, missing="no gap")
+        )
         rec = index.get((*key, f"{family}={groups[0]}")) if groups else None
-        rows.append({"table": key[0].replace("table", "Table "),
-                     "setting": EXTRA_SETTINGS.get(key[1], key[1]),
-                     "cell": _cell_label(rec or dict(zip(
-                         ("table", "setting", "modality", "task", "label_modality"), key[:5],
-                         strict=True))),
-                     "metric": EXTRA_METRICS.get(key[5], key[5]), "cells": cells})
-    return {"family": FAMILY_LABELS.get(family, family), "columns": groups, "rows": rows,
-            "notes": notes.items}
+        rows.append(
+            {
+                "table": key[0].replace("table", "Table "),
+                "setting": EXTRA_SETTINGS.get(key[1], key[1]),
+                "cell": _cell_label(
+                    rec
+                    or dict(
+                        zip(
+                            ("table", "setting", "modality", "task", "label_modality"),
+                            key[:5],
+                            strict=True,
+                        )
+                    )
+                ),
+                "metric": EXTRA_METRICS.get(key[5], key[5]),
+                "cells": cells,
+            }
+        )
+    return {
+        "family": FAMILY_LABELS.get(family, family),
+        "columns": groups,
+        "rows": rows,
+        "notes": notes.items,
+    }
 
 
 def label_efficiency_page(records: list[dict]) -> dict:
@@ -86,15 +123,20 @@ def label_efficiency_page(records: list[dict]) -> dict:
 
     from clerc.report import plots
 
-    recs = [r for r in records if r.get("train_fraction") is not None
-            and r.get("subgroup") is None]
+    recs = [r for r in records if r.get("train_fraction") is not None and r.get("subgroup") is None]
     fractions = sorted({r["train_fraction"] for r in recs})
-    index = {(r["modality"], r["task"], r["setting"], r["metric"], r["train_fraction"]): r
-             for r in recs}
-    keys = sorted({k[:4] for k in index if not k[3].endswith("_sd")},
-                  key=lambda k: (rank(MODALITY_NAMES, k[0]), rank(list(TASK_LABELS), k[1]),
-                                 rank(list(EXTRA_SETTINGS), k[2]),
-                                 rank(METRIC_ORDER + ("auprc", "train_patients"), k[3])))
+    index = {
+        (r["modality"], r["task"], r["setting"], r["metric"], r["train_fraction"]): r for r in recs
+    }
+    keys = sorted(
+        {k[:4] for k in index if not k[3].endswith("_sd")},
+        key=lambda k: (
+            rank(MODALITY_NAMES, k[0]),
+            rank(list(TASK_LABELS), k[1]),
+            rank(list(EXTRA_SETTINGS), k[2]),
+            rank(METRIC_ORDER + ("auprc", "train_patients"), k[3]),
+        ),
+    )
     notes, rows = Notes(), []
     for key in keys:
         cells = []
@@ -108,11 +150,18 @@ def label_efficiency_page(records: list[dict]) -> dict:
                 v = float(rec["value"])  # a count (mean over draws), not a metric
                 c = dataclasses.replace(c, text=f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}")
             cells.append(c)
-        rows.append({"cell": _cell_label({"modality": key[0], "task": key[1],
-                                          "label_modality": None}),
-                     "setting": EXTRA_SETTINGS.get(key[2], key[2]),
-                     "metric": EXTRA_METRICS.get(key[3], key[3]), "cells": cells})
+        rows.append(
+            {
+                "cell": _cell_label({"modality": key[0], "task": key[1], "label_modality": None}),
+                "setting": EXTRA_SETTINGS.get(key[2], key[2]),
+                "metric": EXTRA_METRICS.get(key[3], key[3]),
+                "cells": cells,
+            }
+        )
     plot = plots.label_efficiency(records)
-    return {"columns": [f"{f:.0%} of train patients" for f in fractions], "rows": rows,
-            "notes": notes.items,
-            "plots": [] if plot is None else [{"title": plot.title, "svg": Markup(plot.svg)}]}
+    return {
+        "columns": [f"{f:.0%} of train patients" for f in fractions],
+        "rows": rows,
+        "notes": notes.items,
+        "plots": [] if plot is None else [{"title": plot.title, "svg": Markup(plot.svg)}],
+    }

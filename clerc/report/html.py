@@ -36,17 +36,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from clerc.gate import RECORD_FIELDS
-from clerc.modalities import MODALITIES
+from clerc.evaluate.results import PREDICTION_COLUMNS, PREDICTION_KINDS, TABLES, index_records
 
 TEMPLATES = Path(__file__).with_name("templates")
-TABLES = ("table3", "table4", "table5")
 PAGES = {
     "index": "Overview",
     "table1": "Table 1: Patients per modality and pair",
@@ -55,28 +52,18 @@ PAGES = {
     "table4": "Table 4: Zero-shot and linear probing",
     "table5": "Table 5: Cross-modal linear probing",
 }
-PREDICTION_COLUMNS = ("cell", "kind", "y_true", "y_score")
-PREDICTION_KINDS = frozenset({"binary", "regression", "retrieval"})
 
 
 def environment() -> Environment:
     """Jinja environment over the package templates: autoescape on, undefined is an error."""
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                       keep_trailing_newline=True)
-
-
-def _check_record(i: int, rec: object) -> None:
-    if not isinstance(rec, dict):
-        raise ValueError(f"results record {i}: expected an object, got {type(rec).__name__}")
-    missing = [f for f in RECORD_FIELDS if f not in rec]
-    if missing:
-        raise ValueError(f"results record {i}: missing {', '.join(missing)}")
-    if rec["table"] not in TABLES:
-        raise ValueError(f"results record {i}: table {rec['table']!r} is not one of {TABLES}")
-    for field in ("query_modality", "gallery_modality", "modality", "label_modality"):
-        if rec[field] is not None and rec[field] not in MODALITIES:
-            raise ValueError(f"results record {i}: {field} {rec[field]!r} is not a modality")
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def load_results(path: Path) -> dict:
@@ -90,16 +77,14 @@ def load_results(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"results file {path} is not valid JSON: {err}") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"results file {path}: expected a JSON object, got "
-                         f"{type(doc).__name__}")
+        raise ValueError(f"results file {path}: expected a JSON object, got {type(doc).__name__}")
     for key in ("provenance", "cohort", "records"):
         if key not in doc:
             raise ValueError(f"results file {path}: missing top-level key {key!r}")
     for key in ("table1", "table2"):
         if key not in doc["cohort"]:
             raise ValueError(f"results file {path}: missing cohort.{key}")
-    for i, rec in enumerate(doc["records"]):
-        _check_record(i, rec)
+    index_records(doc, f"results file {path}")
     return doc
 
 
@@ -113,17 +98,21 @@ def load_predictions(path: Path):
     missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {', '.join(missing)}")
-    bad = set(frame["kind"].unique()) - PREDICTION_KINDS
+    bad = set(frame["kind"].unique()) - set(PREDICTION_KINDS)
     if bad:
-        raise ValueError(f"{path}: unknown kind {sorted(map(str, bad))}; "
-                         f"expected {sorted(PREDICTION_KINDS)}")
+        raise ValueError(
+            f"{path}: unknown kind {sorted(map(str, bad))}; expected {sorted(PREDICTION_KINDS)}"
+        )
     return frame[list(PREDICTION_COLUMNS)]
 
 
 def _flatten(value: object, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, dict) and value:
-        return [row for k, v in value.items()
-                for row in _flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+        return [
+            row
+            for k, v in value.items()
+            for row in _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        ]
     if isinstance(value, dict | list) and not value:
         return [(prefix, "—")]
     if isinstance(value, list):
@@ -135,13 +124,20 @@ def _plots(records: list[dict], predictions) -> list:
     from clerc.report import plots
 
     out = []
-    median = {(r["query_modality"], r["gallery_modality"]): r["value"] for r in records
-              if r["table"] == "table3" and r["metric"] == "median_percentile"}
+    median = {
+        (r["query_modality"], r["gallery_modality"]): r["value"]
+        for r in records
+        if r["table"] == "table3" and r["metric"] == "median_percentile"
+    }
     if median:
         out.append(plots.heatmap(median, "Median percentile"))
     if predictions is not None:
-        for make in (plots.roc_curves, plots.regression_scatter, plots.retrieval_distribution,
-                     plots.reliability_diagram):
+        for make in (
+            plots.roc_curves,
+            plots.regression_scatter,
+            plots.retrieval_distribution,
+            plots.reliability_diagram,
+        ):
             plot = make(predictions)
             if plot is not None:
                 out.append(plot)
@@ -161,32 +157,45 @@ def contexts(doc: dict, predictions, source: str) -> dict[str, dict]:
         name = f"subgroups_{family}"
         pages_shown[name] = f"Subgroups by {extras.FAMILY_LABELS.get(family, family).lower()}"
         extra_pages[name] = {**extras.subgroup_page(everything, family), "template": "subgroups"}
-        counts[name] = sum(str(r.get("subgroup") or "").split("=")[0] == family
-                           for r in everything)
+        counts[name] = sum(str(r.get("subgroup") or "").split("=")[0] == family for r in everything)
     if any(r.get("train_fraction") is not None for r in everything):
         pages_shown["label_efficiency"] = "Label efficiency"
         extra_pages["label_efficiency"] = extras.label_efficiency_page(everything)
-        counts["label_efficiency"] = sum(r.get("train_fraction") is not None
-                                         for r in everything)
+        counts["label_efficiency"] = sum(r.get("train_fraction") is not None for r in everything)
     plots = [{"title": p.title, "svg": Markup(p.svg)} for p in _plots(records, predictions)]
     from clerc.report.summary import summary
 
     index = {
         "summary": summary(doc),
-        "provenance": _flatten(doc["provenance"]), "counts": counts, "plots": plots,
-        "predictions_note": None if predictions is not None else
-        "predictions.parquet was not found beside the results; ROC curves, scatter plots "
+        "provenance": _flatten(doc["provenance"]),
+        "counts": counts,
+        "plots": plots,
+        "predictions_note": None
+        if predictions is not None
+        else "predictions.parquet was not found beside the results; ROC curves, scatter plots "
         "and percentile distributions are omitted.",
     }
-    pages = {"index": index, "table1": tables.table1(doc["cohort"]),
-             "table2": tables.table2(doc["cohort"]), "table3": tables.table3(records),
-             "table4": tables.table4(records), "table5": tables.table5(records), **extra_pages}
+    pages = {
+        "index": index,
+        "table1": tables.table1(doc["cohort"]),
+        "table2": tables.table2(doc["cohort"]),
+        "table3": tables.table3(records),
+        "table4": tables.table4(records),
+        "table5": tables.table5(records),
+        **extra_pages,
+    }
     from clerc.report.paper import paper_source
 
     citation, discrepancies = paper_source()
     for name, ctx in pages.items():
-        ctx.update(page=name, title=pages_shown[name], pages=pages_shown, source=source,
-                   paper_source=citation, paper_notes=discrepancies)
+        ctx.update(
+            page=name,
+            title=pages_shown[name],
+            pages=pages_shown,
+            source=source,
+            paper_source=citation,
+            paper_notes=discrepancies,
+        )
     return pages
 
 
@@ -208,15 +217,12 @@ def render(results_path: Path | str, out_dir: Path | str) -> list[Path]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, required=True, help="results.json to render")
-    parser.add_argument("--out", type=Path, default=Path("reports"),
-                        help="output directory (default: reports/)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="output directory (default: reports/)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        paths = render(args.results, args.out)
-    except ValueError as err:
-        print(f"clerc report: {err}", file=sys.stderr)
-        return 2
+    paths = render(args.results, args.out)
     print(f"wrote {len(paths)} pages to {args.out}: " + ", ".join(p.name for p in paths))
     return 0

@@ -27,12 +27,15 @@ def _table3(doc: dict[str, Any], out: dict[Key, float]) -> None:
         raise ValueError(f"{PAPER_FILE}: table3 rows and columns must be the 8 modalities")
     for query, values in t3["rows"].items():
         if len(values) != len(columns):
-            raise ValueError(f"{PAPER_FILE}: table3 row {query} has {len(values)} values, "
-                             f"expected {len(columns)}")
+            raise ValueError(
+                f"{PAPER_FILE}: table3 row {query} has {len(values)} values, "
+                f"expected {len(columns)}"
+            )
         for gallery, v in zip(columns, values, strict=True):
             if (query == gallery) != math.isnan(v):
-                raise ValueError(f"{PAPER_FILE}: table3 {query}->{gallery}: nan exactly on "
-                                 f"the diagonal, got {v}")
+                raise ValueError(
+                    f"{PAPER_FILE}: table3 {query}->{gallery}: nan exactly on the diagonal, got {v}"
+                )
             if query != gallery:
                 out[("table3", "retrieval", query, gallery, t3["metric"])] = float(v)
 
@@ -42,8 +45,9 @@ def _table4(doc: dict[str, Any], out: dict[Key, float]) -> None:
         if row["modality"] not in DIAGNOSTIC:
             raise ValueError(f"{PAPER_FILE}: table4 modality {row['modality']!r}")
         for setting in ("zero_shot", "linear_probe"):
-            out[("table4", setting, row["modality"], row["task"], row["metric"])] = \
-                float(row[setting])
+            out[("table4", setting, row["modality"], row["task"], row["metric"])] = float(
+                row[setting]
+            )
 
 
 def _table5(doc: dict[str, Any], out: dict[Key, float]) -> None:
@@ -77,8 +81,13 @@ def record_key(rec: dict[str, Any]) -> Key | None:
     """The paper-values key of a record (a dict with the record's fields), or None."""
     table = rec["table"]
     if table == "table3":
-        return ("table3", rec["setting"], rec["query_modality"], rec["gallery_modality"],
-                rec["metric"])
+        return (
+            "table3",
+            rec["setting"],
+            rec["query_modality"],
+            rec["gallery_modality"],
+            rec["metric"],
+        )
     if table in ("table4", "table5"):
         return (table, rec["setting"], rec["modality"], rec["task"], rec["metric"])
     return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -21,15 +22,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from clerc.evaluate.results import CELL_FIELDS
 from clerc.modalities import MODALITIES, MODALITY_NAMES
 from clerc.report.tables import TASK_LABELS, rank
 
 matplotlib.use("Agg")
 
-CELL_FIELDS = ("table", "task", "setting", "query_modality", "gallery_modality", "modality",
-               "label_modality")
-RC = {"svg.fonttype": "path", "text.parse_math": False, "font.size": 8,
-      "axes.spines.top": False, "axes.spines.right": False}
+RC: Any = {
+    "svg.fonttype": "path",
+    "text.parse_math": False,
+    "font.size": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 SETTING_COLOURS = {"zero_shot": "#1f77b4", "linear_probe": "#d62728", "supervised": "#2ca02c"}
 
 
@@ -45,8 +50,10 @@ def parse_cell(cell: str) -> dict[str, str | None]:
     """Split a predictions cell key into its fields (empty -> None); names a malformed key."""
     parts = str(cell).split("|")
     if len(parts) != len(CELL_FIELDS):
-        raise ValueError(f"predictions cell {cell!r}: expected {len(CELL_FIELDS)} fields "
-                         f"{'|'.join(CELL_FIELDS)}, got {len(parts)}")
+        raise ValueError(
+            f"predictions cell {cell!r}: expected {len(CELL_FIELDS)} fields "
+            f"{'|'.join(CELL_FIELDS)}, got {len(parts)}"
+        )
     return {f: (p or None) for f, p in zip(CELL_FIELDS, parts, strict=True)}
 
 
@@ -62,8 +69,9 @@ def to_svg(fig: Figure, salt: str) -> str:
     # glyph ids are shared between figures; prefix every id so inline SVGs cannot collide
     svg = text[start:]
     svg = re.sub(r'id="([^"]+)"', rf'id="{salt}-\1"', svg)
-    return re.sub(r'(xlink:href|href)="#([^"]+)"', rf'\1="#{salt}-\2"',
-                  svg).replace("url(#", f"url(#{salt}-")
+    return re.sub(r'(xlink:href|href)="#([^"]+)"', rf'\1="#{salt}-\2"', svg).replace(
+        "url(#", f"url(#{salt}-"
+    )
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -72,7 +80,7 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _modality_label(name: str | None) -> str:
-    return MODALITIES.get(name).label if name in MODALITIES else str(name)
+    return MODALITIES.get(name).label if name is not None and name in MODALITIES else str(name)
 
 
 def _task_label(task: str | None) -> str:
@@ -152,8 +160,13 @@ def roc_curves(pred: pd.DataFrame) -> Plot | None:
                 if y.min() == y.max():
                     continue
                 fpr, tpr, auc = _roc(y, rows["y_score"].to_numpy(float))
-                ax.plot(fpr, tpr, color=SETTING_COLOURS.get(setting, "#7f7f7f"), lw=1.2,
-                        label=f"{_setting_label(setting)} {auc:.2f}")
+                ax.plot(
+                    fpr,
+                    tpr,
+                    color=SETTING_COLOURS.get(setting, "#7f7f7f"),
+                    lw=1.2,
+                    label=f"{_setting_label(setting)} {auc:.2f}",
+                )
             ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=0.8, ls="--")
             ax.set_title(f"{_modality_label(modality)}: {_task_label(task)}", fontsize=8)
             ax.set_xlabel("1 − specificity")
@@ -178,8 +191,10 @@ def regression_scatter(pred: pd.DataFrame) -> Plot | None:
             ax.scatter(y, p, s=6, alpha=0.6, color=SETTING_COLOURS.get(setting, "#7f7f7f"))
             lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
             ax.plot([lo, hi], [lo, hi], color="#888888", lw=0.8, ls="--")
-            ax.set_title(f"{_modality_label(modality)} {_task_label(task)}: "
-                         f"{_setting_label(setting)}", fontsize=8)
+            ax.set_title(
+                f"{_modality_label(modality)} {_task_label(task)}: {_setting_label(setting)}",
+                fontsize=8,
+            )
             ax.set_xlabel("true")
             ax.set_ylabel("predicted")
     return Plot("Predicted vs true (regression tasks)", to_svg(fig, "scatter"))
@@ -193,17 +208,23 @@ def retrieval_distribution(pred: pd.DataFrame) -> Plot | None:
     cells = []
     for cell, part in rows.groupby("cell", sort=False):
         f = parse_cell(cell)
-        order = (rank(MODALITY_NAMES, f["query_modality"]),
-                 rank(MODALITY_NAMES, f["gallery_modality"]))
-        label = (f"{_modality_label(f['query_modality'])} → "
-                 f"{_modality_label(f['gallery_modality'])}")
+        order = (
+            rank(MODALITY_NAMES, f["query_modality"]),
+            rank(MODALITY_NAMES, f["gallery_modality"]),
+        )
+        label = f"{_modality_label(f['query_modality'])} → {_modality_label(f['gallery_modality'])}"
         cells.append((order, label, part["y_score"].to_numpy(float)))
     cells.sort(key=lambda c: c[0])
     fig = _figure(6.5, 0.16 * len(cells) + 1.0)
     with matplotlib.rc_context(RC):
         ax = fig.add_subplot()
-        ax.boxplot([c[2] for c in cells], orientation="horizontal", widths=0.6, showfliers=False,
-                   tick_labels=[c[1] for c in cells])
+        ax.boxplot(
+            [c[2] for c in cells],
+            orientation="horizontal",
+            widths=0.6,
+            showfliers=False,
+            tick_labels=[c[1] for c in cells],
+        )
         ax.invert_yaxis()
         ax.tick_params(axis="y", labelsize=6)
         ax.set_xlabel("percentile of the true match (lower is better)")
@@ -230,8 +251,7 @@ def reliability_diagram(pred: pd.DataFrame, n_bins: int = 10) -> Plot | None:
             ok = n > 0
             conf = np.bincount(b, weights=p, minlength=n_bins)[ok] / n[ok]
             rate = np.bincount(b, weights=y, minlength=n_bins)[ok] / n[ok]
-            lines.append((setting, f"{_modality_label(modality)}: {_task_label(task)}", conf,
-                          rate))
+            lines.append((setting, f"{_modality_label(modality)}: {_task_label(task)}", conf, rate))
     if not lines:
         return None
     settings = list(dict.fromkeys(s for s, _, _, _ in lines))
@@ -248,8 +268,7 @@ def reliability_diagram(pred: pd.DataFrame, n_bins: int = 10) -> Plot | None:
             ax.set_ylabel("observed positive rate")
             ax.set_title(f"{_setting_label(setting)} ({n_bins} equal-width bins)", fontsize=8)
             ax.legend(fontsize=5, loc="upper left", frameon=False)
-    return Plot("Reliability diagram of probe probabilities (test set)",
-                to_svg(fig, "reliability"))
+    return Plot("Reliability diagram of probe probabilities (test set)", to_svg(fig, "reliability"))
 
 
 LE_METRIC = {"binary": "auroc", "regression": "r2"}
@@ -259,48 +278,93 @@ def label_efficiency(records: list[dict]) -> Plot | None:
     """Metric against labelled training patients per Table 4 task: CLERC linear and k-NN
     probes (mean over draws, bars = ±1 sd across draws), the supervised baseline (trained
     on every training patient) and zero-shot (no labels) on the same axes."""
-    le = [r for r in records if r.get("train_fraction") is not None and r["table"] == "table4"
-          and r.get("subgroup") is None]
+    le = [
+        r
+        for r in records
+        if r.get("train_fraction") is not None
+        and r["table"] == "table4"
+        and r.get("subgroup") is None
+    ]
     if not le:
         return None
-    index = {(r["task"], r["modality"], r["setting"], r["train_fraction"], r["metric"]): r
-             for r in le}
-    main = {(r["task"], r["modality"], r["setting"], r["metric"]): r for r in records
-            if r["table"] == "table4" and r.get("subgroup") is None
-            and r.get("train_fraction") is None}
-    cells = sorted({(r["task"], r["modality"]) for r in le},
-                   key=lambda c: (rank(MODALITY_NAMES, c[1]), rank(list(TASK_LABELS), c[0])))
+    index = {
+        (r["task"], r["modality"], r["setting"], r["train_fraction"], r["metric"]): r for r in le
+    }
+    main = {
+        (r["task"], r["modality"], r["setting"], r["metric"]): r
+        for r in records
+        if r["table"] == "table4" and r.get("subgroup") is None and r.get("train_fraction") is None
+    }
+    cells = sorted(
+        {(r["task"], r["modality"]) for r in le},
+        key=lambda c: (rank(MODALITY_NAMES, c[1]), rank(list(TASK_LABELS), c[0])),
+    )
     fig, axes = _panels(len(cells), 4, 2.5)
     colours = {"linear_probe": SETTING_COLOURS["linear_probe"], "knn_probe": "#9467bd"}
     with matplotlib.rc_context(RC):
         for ax, (task, modality) in zip(axes, cells, strict=True):
-            metric = "r2" if any(k[0] == task and k[1] == modality and k[4] == "r2"
-                                 for k in index) else "auroc"
+            metric = (
+                "r2"
+                if any(k[0] == task and k[1] == modality and k[4] == "r2" for k in index)
+                else "auroc"
+            )
             fractions = sorted({k[3] for k in index if k[:2] == (task, modality)})
-            n_of = {f: index.get((task, modality, "linear_probe", f, "train_patients"))
-                    for f in fractions}
+            n_of = {
+                f: index.get((task, modality, "linear_probe", f, "train_patients"))
+                for f in fractions
+            }
             xs = {f: (r["value"] if r and r["value"] else None) for f, r in n_of.items()}
             drawn = False
             for setting, colour in colours.items():
-                pts = [(xs[f], index.get((task, modality, setting, f, metric)),
-                        index.get((task, modality, setting, f, f"{metric}_sd")))
-                       for f in fractions if xs[f]]
-                pts = [(x, r["value"], sd["value"] if sd and sd["value"] else 0.0)
-                       for x, r, sd in pts if r and r["value"] is not None]
+                found = [
+                    (
+                        xs[f],
+                        index.get((task, modality, setting, f, metric)),
+                        index.get((task, modality, setting, f, f"{metric}_sd")),
+                    )
+                    for f in fractions
+                    if xs[f]
+                ]
+                pts = [
+                    (x, r["value"], sd["value"] if sd and sd["value"] else 0.0)
+                    for x, r, sd in found
+                    if r and r["value"] is not None
+                ]
                 if pts:
                     x, v, e = map(np.asarray, zip(*pts, strict=True))
-                    ax.errorbar(x, v, yerr=e, color=colour, marker="o", ms=3, lw=1.2,
-                                capsize=2, label=f"CLERC {_setting_label(setting)}")
+                    ax.errorbar(
+                        x,
+                        v,
+                        yerr=e,
+                        color=colour,
+                        marker="o",
+                        ms=3,
+                        lw=1.2,
+                        capsize=2,
+                        label=f"CLERC {_setting_label(setting)}",
+                    )
                     drawn = True
             sup = main.get((task, modality, "supervised", metric))
             full = max((x for x in xs.values() if x), default=None)
             if sup and sup["value"] is not None and full:
-                ax.plot([full], [sup["value"]], marker="*", ms=8, ls="none",
-                        color=SETTING_COLOURS["supervised"], label="supervised (all train)")
+                ax.plot(
+                    [full],
+                    [sup["value"]],
+                    marker="*",
+                    ms=8,
+                    ls="none",
+                    color=SETTING_COLOURS["supervised"],
+                    label="supervised (all train)",
+                )
             zs = main.get((task, modality, "zero_shot", metric))
             if zs and zs["value"] is not None:
-                ax.axhline(zs["value"], color=SETTING_COLOURS["zero_shot"], lw=0.9, ls="--",
-                           label="zero-shot (no labels)")
+                ax.axhline(
+                    zs["value"],
+                    color=SETTING_COLOURS["zero_shot"],
+                    lw=0.9,
+                    ls="--",
+                    label="zero-shot (no labels)",
+                )
             ax.set_xscale("log")
             ticks = sorted({float(x) for x in xs.values() if x})
             ax.set_xticks(ticks, [f"{t:,.0f}" for t in ticks])
@@ -309,9 +373,19 @@ def label_efficiency(records: list[dict]) -> Plot | None:
             ax.set_xlabel("labelled training patients")
             ax.set_ylabel("R²" if metric == "r2" else "AUROC")
             if not drawn:
-                ax.text(0.5, 0.5, "no fraction could be scored", ha="center", va="center",
-                        transform=ax.transAxes, fontsize=7, color="#666666")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no fraction could be scored",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    color="#666666",
+                )
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=5, loc="best", frameon=False)
-    return Plot("Label efficiency: metric against labelled training patients",
-                to_svg(fig, "label-efficiency"))
+    return Plot(
+        "Label efficiency: metric against labelled training patients",
+        to_svg(fig, "label-efficiency"),
+    )

@@ -25,8 +25,11 @@ class Headline:
 
 
 def _values(records: list[dict], **match: object) -> list[dict]:
-    return [r for r in records if all(r.get(k) == v for k, v in match.items())
-            and r["value"] is not None]
+    return [
+        r
+        for r in records
+        if all(r.get(k) == v for k, v in match.items()) and r["value"] is not None
+    ]
 
 
 def _fmt(x: float, digits: int = 1) -> str:
@@ -38,20 +41,28 @@ def _retrieval(records: list[dict]) -> list[Headline]:
     if not cells:
         return []
     med = statistics.median(r["value"] for r in cells)
-    below = sum(r["ci_high"] is not None and r["ci_high"] < CHANCE["median_percentile"]
-                for r in cells)
+    below = sum(
+        r["ci_high"] is not None and r["ci_high"] < CHANCE["median_percentile"] for r in cells
+    )
     ns = sorted(r["n"] for r in cells)
     oracle = _values(records, table="table3", setting="oracle", metric="median_percentile")
     against = "chance 50"
     if oracle:
         against += f"; oracle ceiling {_fmt(statistics.median(r['value'] for r in oracle))}"
     return [
-        Headline("Table 3: median of the median-percentile cells (lower is better)",
-                 _fmt(med), against),
-        Headline("Table 3: cells whose 95% CI lies entirely below chance",
-                 f"{below} of {len(cells)}", "chance 50"),
-        Headline("Table 3: test patients per cell", f"{ns[0]:,} to {ns[-1]:,} "
-                 f"(median {statistics.median(ns):,.0f})", f"warned below {MIN_RELIABLE_N}"),
+        Headline(
+            "Table 3: median of the median-percentile cells (lower is better)", _fmt(med), against
+        ),
+        Headline(
+            "Table 3: cells whose 95% CI lies entirely below chance",
+            f"{below} of {len(cells)}",
+            "chance 50",
+        ),
+        Headline(
+            "Table 3: test patients per cell",
+            f"{ns[0]:,} to {ns[-1]:,} (median {statistics.median(ns):,.0f})",
+            f"warned below {MIN_RELIABLE_N}",
+        ),
     ]
 
 
@@ -60,24 +71,42 @@ def _predictive(records: list[dict]) -> list[Headline]:
     zs = _values(records, table="table4", setting="zero_shot", metric="auroc")
     if zs:
         above = sum(r["ci_low"] is not None and r["ci_low"] > 0.5 for r in zs)
-        out.append(Headline("Table 4: zero-shot AUROC, median over binary tasks",
-                            _fmt(statistics.median(r["value"] for r in zs), 3),
-                            f"chance 0.5; {above} of {len(zs)} with CI above 0.5"))
+        out.append(
+            Headline(
+                "Table 4: zero-shot AUROC, median over binary tasks",
+                _fmt(statistics.median(r["value"] for r in zs), 3),
+                f"chance 0.5; {above} of {len(zs)} with CI above 0.5",
+            )
+        )
     for setting, label in (("zero_shot", "zero-shot"), ("linear_probe", "linear-probe")):
         lvef = _values(records, table="table4", setting=setting, task="lvef", metric="r2")
         if lvef:
             r = lvef[0]
-            ci = "" if r["ci_low"] is None else f" ({_fmt(r['ci_low'], 2)} to " \
-                                                f"{_fmt(r['ci_high'], 2)})"
-            out.append(Headline(f"Table 4: {label} LVEF R²", _fmt(r["value"], 2) + ci,
-                                f"chance 0; n = {r['n']}"))
-    diffs = [r for r in _values(records, table="table4", setting="difference")
-             if not r["metric"].endswith("_p_holm") and r["ci_low"] is not None]
+            ci = (
+                ""
+                if r["ci_low"] is None
+                else f" ({_fmt(r['ci_low'], 2)} to {_fmt(r['ci_high'], 2)})"
+            )
+            out.append(
+                Headline(
+                    f"Table 4: {label} LVEF R²", _fmt(r["value"], 2) + ci, f"chance 0; n = {r['n']}"
+                )
+            )
+    diffs = [
+        r
+        for r in _values(records, table="table4", setting="difference")
+        if not r["metric"].endswith("_p_holm") and r["ci_low"] is not None
+    ]
     if diffs:
         worse = sum(_clearly_worse(r) for r in diffs)
-        out.append(Headline("Table 4: linear probes clearly worse than the supervised "
-                            "baseline (paired 95% CI excludes 0)", f"{worse} of {len(diffs)}",
-                            "0 means CLERC matches or beats every baseline"))
+        out.append(
+            Headline(
+                "Table 4: linear probes clearly worse than the supervised "
+                "baseline (paired 95% CI excludes 0)",
+                f"{worse} of {len(diffs)}",
+                "0 means CLERC matches or beats every baseline",
+            )
+        )
     return out
 
 
@@ -92,18 +121,46 @@ def warnings(records: list[dict]) -> list[str]:
     """One line per table with cells on fewer than ``MIN_RELIABLE_N`` patients."""
     out = []
     for table in ("table3", "table4", "table5"):
-        cells = [r for r in records if r["table"] == table and r["setting"] != "difference"
-                 and r["n"] is not None]
-        keys = {tuple(r.get(f) for f in ("task", "setting", "query_modality",
-                                          "gallery_modality", "modality", "label_modality"))
-                for r in cells}
-        thin = {tuple(r.get(f) for f in ("task", "setting", "query_modality",
-                                          "gallery_modality", "modality", "label_modality"))
-                for r in cells if r["n"] < MIN_RELIABLE_N}
+        cells = [
+            r
+            for r in records
+            if r["table"] == table and r["setting"] != "difference" and r["n"] is not None
+        ]
+        keys = {
+            tuple(
+                r.get(f)
+                for f in (
+                    "task",
+                    "setting",
+                    "query_modality",
+                    "gallery_modality",
+                    "modality",
+                    "label_modality",
+                )
+            )
+            for r in cells
+        }
+        thin = {
+            tuple(
+                r.get(f)
+                for f in (
+                    "task",
+                    "setting",
+                    "query_modality",
+                    "gallery_modality",
+                    "modality",
+                    "label_modality",
+                )
+            )
+            for r in cells
+            if r["n"] < MIN_RELIABLE_N
+        }
         if thin:
-            out.append(f"{table.replace('table', 'Table ')}: {len(thin)} of {len(keys)} cells "
-                       f"are scored on fewer than {MIN_RELIABLE_N} patients; their intervals "
-                       "are too wide to tell a model from chance.")
+            out.append(
+                f"{table.replace('table', 'Table ')}: {len(thin)} of {len(keys)} cells "
+                f"are scored on fewer than {MIN_RELIABLE_N} patients; their intervals "
+                "are too wide to tell a model from chance."
+            )
     return out
 
 
@@ -123,5 +180,8 @@ def scored(doc: dict) -> list[tuple[str, str]]:
 def summary(doc: dict) -> dict:
     """The summary block of the overview page."""
     records = doc["records"]
-    return {"scored": scored(doc), "headlines": _retrieval(records) + _predictive(records),
-            "warnings": warnings(records)}
+    return {
+        "scored": scored(doc),
+        "headlines": _retrieval(records) + _predictive(records),
+        "warnings": warnings(records),
+    }

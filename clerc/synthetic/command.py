@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clerc.cli import at_least
+    from clerc.argtypes import at_least
 
     parser.add_argument("--out", help="directory to write the cohort (manifest + media) into")
     parser.add_argument(
@@ -14,9 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--profile", choices=("paper", "demo"), default="paper",
+        "--profile",
+        choices=("paper", "demo"),
+        default="paper",
         help="availability, studies and splits: paper = Table 1's mix of tests (default); "
-             "demo = every test common, one file per study, a 20%% test split",
+        "demo = every test common, one file per study, a 20%% test split",
     )
     parser.add_argument(
         "--angio-fraction",
@@ -24,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fraction of patients with angiography (default: Table 1, 4.5%%)",
     )
-    parser.add_argument("--workers", type=at_least(1), default=None,
-                        help="processes (default: CPU count)")
+    parser.add_argument(
+        "--workers", type=at_least(1), default=None, help="processes (default: CPU count)"
+    )
     parser.add_argument(
         "--preview",
         metavar="DIR",
@@ -37,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
-    import sys
     import time
+
+    from clerc.errors import UserError
 
     if args.preview:
         from clerc.synthetic.preview import render_preview
@@ -48,21 +52,16 @@ def run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if not args.out:
-        print("clerc synth: give --out DIR (to write a cohort) or --preview DIR", file=sys.stderr)
-        return 2
+        raise UserError("give --out DIR (to write a cohort) or --preview DIR")
     from clerc.synthetic.config import SynthConfig
     from clerc.synthetic.writer import synthesize
 
-    try:
-        cfg = SynthConfig.preset(args.profile)
-        if args.angio_fraction is not None:
-            cfg = dataclasses.replace(cfg, angio_fraction=args.angio_fraction)
-        start = time.perf_counter()
-        out = synthesize(
-            args.out, args.patients, args.seed, cfg, workers=args.workers, progress=not args.quiet
-        )
-    except ValueError as exc:
-        print(f"clerc synth: {exc}", file=sys.stderr)
-        return 2
+    cfg = SynthConfig.preset(args.profile)
+    if args.angio_fraction is not None:
+        cfg = dataclasses.replace(cfg, angio_fraction=args.angio_fraction)
+    start = time.perf_counter()
+    out = synthesize(
+        args.out, args.patients, args.seed, cfg, workers=args.workers, progress=not args.quiet
+    )
     print(f"wrote {args.patients} patients to {out} in {time.perf_counter() - start:.1f} s")
     return 0

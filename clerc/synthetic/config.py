@@ -150,9 +150,16 @@ def demo_profile() -> SynthConfig:
     packing and embedding cheap, and a 20% test split scores each cell on 110-180 patients
     per thousand.
     """
-    singles = {("echo",): 0.85, ("ecg",): 0.9, ("angio",): 0.6, ("cxr",): 0.85}
-    pairs = {("echo", "ecg"): 0.78, ("echo", "angio"): 0.52, ("echo", "cxr"): 0.73,
-             ("ecg", "angio"): 0.55, ("ecg", "cxr"): 0.77, ("angio", "cxr"): 0.52}
+    Fractions = dict[tuple[str, ...], float]
+    singles: Fractions = {("echo",): 0.85, ("ecg",): 0.9, ("angio",): 0.6, ("cxr",): 0.85}
+    pairs: Fractions = {
+        ("echo", "ecg"): 0.78,
+        ("echo", "angio"): 0.52,
+        ("echo", "cxr"): 0.73,
+        ("ecg", "angio"): 0.55,
+        ("ecg", "cxr"): 0.77,
+        ("angio", "cxr"): 0.52,
+    }
     return SynthConfig(
         availability={**singles, **pairs},
         studies_mean={t: 1.3 for t in TESTS},

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from clerc.modalities import ECG_LEADS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: test -> (diagnostic modality, wanted studies: {column: value, or "min"/"max"}).
 PICKS: dict[str, tuple[str, list[dict[str, object]]]] = {
@@ -73,10 +77,16 @@ def pick_studies(truth: pd.DataFrame, test: str) -> list[str]:
     return chosen
 
 
-def _caption(ax: object, text: str, width: int, *, centre: bool) -> None:
+def _caption(ax: Axes, text: str, width: int, *, centre: bool) -> None:
     """A report as monospaced text in a panel of its own (top- or centre-aligned)."""
-    ax.text(0, 0.5 if centre else 1, _wrap(text, width), fontsize=7,
-            va="center" if centre else "top", family="monospace")
+    ax.text(
+        0,
+        0.5 if centre else 1,
+        _wrap(text, width),
+        fontsize=7,
+        va="center" if centre else "top",
+        family="monospace",
+    )
 
 
 def _wrap(text: str, width: int) -> str:

@@ -35,10 +35,11 @@ def _pick(rng: np.random.Generator, options: list[str]) -> str:
 
 def findings(s: StudyState, rng: np.random.Generator, error_rate: float) -> tuple[dict, str | None]:
     """The findings a report states, with at most one omission or wrong statement."""
-    f = {k: bool(getattr(s, k)) for k in BINARY[s.test]}
+    binary = {k: bool(getattr(s, k)) for k in BINARY[s.test]}
     if s.test == "ecg":
-        f["rbbb"] &= not s.paced
-        f["lbbb"] &= not s.paced
+        binary["rbbb"] &= not s.paced
+        binary["lbbb"] &= not s.paced
+    f: dict[str, bool | float | None] = dict(binary)
     if s.test == "echo":
         f["lvef"] = s.lvef
     if rng.random() >= error_rate:
@@ -48,7 +49,9 @@ def findings(s: StudyState, rng: np.random.Generator, error_rate: float) -> tupl
         f[key] = None
         return f, f"omitted {key}"
     shift = 15.0 if rng.random() < 0.5 else -15.0
-    f[key] = (not f[key]) if isinstance(f[key], bool) else float(np.clip(f[key] + shift, 15, 80))
+    old = f[key]
+    assert old is not None  # set just above; None only marks an omission
+    f[key] = (not old) if isinstance(old, bool) else float(np.clip(old + shift, 15, 80))
     return f, f"wrong {key}"
 
 

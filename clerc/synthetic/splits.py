@@ -54,8 +54,8 @@ def repair_splits(samples: pd.DataFrame, labels: pd.DataFrame) -> list[dict]:
             ]
             if not safe:
                 continue
-            donor = min(donors, key=order.get)
-            back = min(safe, key=order.get)
+            donor = min(donors, key=lambda p: order[p])
+            back = min(safe, key=lambda p: order[p])
             split[donor], split[back] = target, "train"
             swaps.append({"to": target, "patient_id": donor, "back_to_train": back, "task": task})
     samples["split"] = samples["patient_id"].map(split).astype("string")

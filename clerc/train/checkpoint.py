@@ -20,22 +20,25 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from clerc.errors import UserError
 from clerc.modalities import ENCODERS, MODALITY_NAMES
 
-if TYPE_CHECKING:
-    from clerc.model.clerc import CLERC
-
 FORMAT = "clerc-checkpoint/1"
-_PACKAGES = {"torch": "torch", "torchvision": "torchvision", "open_clip": "open_clip_torch",
-             "numpy": "numpy", "clerc": "clerc-harness"}
+_PACKAGES = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "open_clip": "open_clip_torch",
+    "numpy": "numpy",
+    "clerc": "clerc-harness",
+}
 _LEAVES = (torch.Tensor, str, int, float, bool, type(None), torch.dtype, torch.device)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be written or read safely; the message names the file."""
 
 
@@ -54,8 +57,14 @@ def package_versions() -> dict[str, str]:
 def code_revision() -> str:
     """``git rev-parse HEAD`` of the source tree, or ``"unknown"`` outside a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     rev = out.stdout.strip()
@@ -64,17 +73,28 @@ def code_revision() -> str:
 
 def provenance() -> dict[str, Any]:
     """The keys every header carries: format, versions, code revision, modalities, time."""
-    return {"format": FORMAT, "versions": package_versions(), "code_revision": code_revision(),
-            "modalities": list(MODALITY_NAMES), "encoders": list(ENCODERS),
-            "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    return {
+        "format": FORMAT,
+        "versions": package_versions(),
+        "code_revision": code_revision(),
+        "modalities": list(MODALITY_NAMES),
+        "encoders": list(ENCODERS),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
-def make_header(config: Mapping[str, Any], manifest_hash: str, epoch: int,
-                **extra: Any) -> dict[str, Any]:
+def make_header(
+    config: Mapping[str, Any], manifest_hash: str, epoch: int, **extra: Any
+) -> dict[str, Any]:
     """A checkpoint header: provenance plus ``config`` (the train config as a dict, with the
     model's under ``"model"``), ``manifest_hash``, ``epoch`` and any ``extra`` JSON-able keys."""
-    return {**provenance(), "config": dict(config), "manifest_hash": manifest_hash,
-            "epoch": int(epoch), **extra}
+    return {
+        **provenance(),
+        "config": dict(config),
+        "manifest_hash": manifest_hash,
+        "epoch": int(epoch),
+        **extra,
+    }
 
 
 def _check_safe(obj: Any, where: str) -> None:
@@ -94,8 +114,9 @@ def _check_safe(obj: Any, where: str) -> None:
         )
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any],
-                    header: Mapping[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str], state: Mapping[str, Any], header: Mapping[str, Any]
+) -> Path:
     """Write ``state`` and ``header`` atomically to ``path``.
 
     Missing provenance keys (format, versions, code_revision, modalities, created_at) are
@@ -131,8 +152,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
-        raise CheckpointError(f"{path}: not a checkpoint (clerc writes .pt files as torch "
-                              "zip archives; this file is not one)")
+        raise CheckpointError(
+            f"{path}: not a checkpoint (clerc writes .pt files as torch "
+            "zip archives; this file is not one)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -146,45 +169,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         raise CheckpointError(f"{path}: not a readable torch checkpoint: {e}") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path}: not a CLERC checkpoint (expected format {FORMAT!r}, "
-                              f"found {found})")
+        raise CheckpointError(
+            f"{path}: not a CLERC checkpoint (expected format {FORMAT!r}, found {found})"
+        )
     return obj["state"], json.loads(obj["header"])
 
 
 def load_model(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[CLERC, dict[str, Any]]:
-    """``(CLERC, header)``: the model rebuilt from ``header["config"]["model"]``, in eval mode."""
-    from clerc.model.clerc import CLERC
-    from clerc.model.config import ModelConfig
+) -> tuple[Any, dict[str, Any]]:
+    """Moved to ``clerc.model.load.load_model`` (kept here for old imports)."""
+    from clerc.model.load import load_model as load
 
-    state, header = load_checkpoint(path)
-    if header.get("kind") == "baseline":
-        raise CheckpointError(f"{path}: a supervised baseline checkpoint, not a CLERC model; "
-                              "baselines are scored with `clerc benchmark --supervised "
-                              "RUNS/predictions.parquet`")
-    config = header.get("config")
-    model_cfg = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(model_cfg, dict):
-        raise CheckpointError(f"{path}: header has no config.model (the ModelConfig as a dict)")
-    try:
-        cfg = ModelConfig.from_dict(model_cfg)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: header config.model is not a valid ModelConfig: {e}") from e
-    model = CLERC(cfg)
-    try:
-        fit = model.load_state_dict(state["model"], strict=False)
-    except RuntimeError as e:  # shape mismatches: name the first
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise CheckpointError(f"{path}: model weights do not fit its config: "
-                              f"{lines[1] if len(lines) > 1 else lines[0]}") from e
-    if fit.missing_keys or fit.unexpected_keys:
-        raise CheckpointError(f"{path}: model weights do not fit its config: "
-                              f"{_keys('missing', fit.missing_keys)}, "
-                              f"{_keys('unexpected', fit.unexpected_keys)}")
-    return model.to(device).eval(), header
-
-
-def _keys(kind: str, keys: list[str]) -> str:
-    """``"3 missing keys (first 'a.b')"``: a short account of a state-dict mismatch."""
-    return f"{len(keys)} {kind} keys" + (f" (first {keys[0]!r})" if keys else "")
+    return load(path, device)

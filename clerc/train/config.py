@@ -3,8 +3,9 @@
 The paper (Methods, Model training): SGD, initial learning rate 1e-4, momentum 0.9,
 batch size 32, 60 epochs, learning rate divided by 10 every 20 epochs, the epoch with the
 lowest validation loss kept. ``tiny`` runs the same code paths at a size a 2-core CPU
-trains in minutes; it uses a larger learning rate (0.05) because SGD at 1e-4 moves a
-randomly initialised model too little in a few epochs for the validation loss to fall.
+trains in minutes; it uses AdamW at 1e-3 because SGD at 1e-4 moves a randomly
+initialised model too little in a few epochs for the validation loss to fall (see
+``TrainConfig.tiny``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class TrainConfig:
     num_workers: int = 4
     amp: str = "bf16"
     max_steps_per_epoch: int | None = None
-    modalities: tuple[str, ...] = MODALITY_NAMES
+    modalities: tuple[str, ...] = tuple(MODALITY_NAMES)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -77,8 +78,13 @@ class TrainConfig:
         _in_range("lr_gamma", self.lr_gamma, 0.0, 1.0, "in (0, 1]", lower_open=True)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
-        _in_range("warmup_epochs", self.warmup_epochs, 0.0, float(self.epochs),
-                  f"in [0, epochs={self.epochs}]")
+        _in_range(
+            "warmup_epochs",
+            self.warmup_epochs,
+            0.0,
+            float(self.epochs),
+            f"in [0, epochs={self.epochs}]",
+        )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
@@ -113,9 +119,19 @@ class TrainConfig:
         move randomly initialised tiny encoders in minutes, and SGD at 0.05 learned only
         after the decay (validation loss -2% in 5 epochs on 300 synthetic patients);
         AdamW lowers it ~10% in 15 epochs on the same cohort."""
-        return cls(model=ModelConfig.tiny(), optimizer="adamw", lr=1e-3,
-                   logit_scale_lr_factor=1.0, momentum=0.9, weight_decay=0.01,
-                   batch_size=16, epochs=16, lr_step=12, lr_gamma=0.1, num_workers=0)
+        return cls(
+            model=ModelConfig.tiny(),
+            optimizer="adamw",
+            lr=1e-3,
+            logit_scale_lr_factor=1.0,
+            momentum=0.9,
+            weight_decay=0.01,
+            batch_size=16,
+            epochs=16,
+            lr_step=12,
+            lr_gamma=0.1,
+            num_workers=0,
+        )
 
     @classmethod
     def demo(cls) -> TrainConfig:
@@ -124,10 +140,19 @@ class TrainConfig:
         decay 0.05. On the 1,000-patient demo cohort the tiny preset's 16 epochs at batch
         16 leave the video encoders at chance; this schedule aligns every modality
         (issue 13's measurements are in README.md, "What the demo shows")."""
-        return cls(model=ModelConfig.demo(), optimizer="adamw", lr=3e-3,
-                   logit_scale_lr_factor=1.0, momentum=0.9, weight_decay=0.05,
-                   batch_size=32, epochs=20, schedule="cosine", warmup_epochs=1.0,
-                   num_workers=0)
+        return cls(
+            model=ModelConfig.demo(),
+            optimizer="adamw",
+            lr=3e-3,
+            logit_scale_lr_factor=1.0,
+            momentum=0.9,
+            weight_decay=0.05,
+            batch_size=32,
+            epochs=20,
+            schedule="cosine",
+            warmup_epochs=1.0,
+            num_workers=0,
+        )
 
     @classmethod
     def preset(cls, name: str) -> TrainConfig:
@@ -207,8 +232,9 @@ def load_config(spec: str) -> TrainConfig:
         return TrainConfig.preset(spec)
     path = Path(spec)
     if not path.is_file():
-        raise ValueError(f"config: {spec!r} is neither a preset (paper, tiny, demo) nor a TOML "
-                         "file")
+        raise ValueError(
+            f"config: {spec!r} is neither a preset (paper, tiny, demo) nor a TOML file"
+        )
     return TrainConfig.from_toml(path)
 
 
@@ -222,8 +248,9 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _toml_lines(d: dict[str, Any], prefix: tuple[str, ...]) -> list[str]:
     """Scalars first, then one ``[a.b]`` table per nested dict; ``None`` values are left out."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items()
-             if v is not None and not isinstance(v, dict)]
+    lines = [
+        f"{k} = {_toml_value(v)}" for k, v in d.items() if v is not None and not isinstance(v, dict)
+    ]
     for k, v in d.items():
         if isinstance(v, dict):
             lines += ["", f"[{'.'.join((*prefix, k))}]", *_toml_lines(v, (*prefix, k))]
@@ -252,8 +279,16 @@ def _positive_int(name: str, v: int) -> None:
         raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
 
 
-def _in_range(name: str, v: float, lo: float, hi: float, expected: str, *,
-              lower_open: bool = False, upper_open: bool = False) -> None:
+def _in_range(
+    name: str,
+    v: float,
+    lo: float,
+    hi: float,
+    expected: str,
+    *,
+    lower_open: bool = False,
+    upper_open: bool = False,
+) -> None:
     ok = isinstance(v, int | float) and not isinstance(v, bool)
     if ok:
         ok = (v > lo if lower_open else v >= lo) and (v < hi if upper_open else v <= hi)
@@ -265,14 +300,14 @@ def write_preset_files(directory: str | Path) -> list[Path]:
     """Write ``paper.toml``, ``tiny.toml`` and ``demo.toml`` (the presets, with a header)."""
     notes = {
         "paper": "The paper's recipe: SGD lr 1e-4, momentum 0.9, batch 32, 60 epochs, lr / 10\n"
-                 "every 20 epochs; the epoch with the lowest validation loss is kept.",
+        "every 20 epochs; the epoch with the lowest validation loss is kept.",
         "tiny": "Same code paths as paper.toml at CPU size, with AdamW at 1e-3 instead of the\n"
-                "paper's SGD: SGD at 1e-4 does not move randomly initialised tiny encoders in\n"
-                "minutes, and SGD at 0.05 lowered validation loss by 2% in 5 epochs on 300\n"
-                "synthetic patients where AdamW lowers it ~10% in 15.",
+        "paper's SGD: SGD at 1e-4 does not move randomly initialised tiny encoders in\n"
+        "minutes, and SGD at 0.05 lowered validation loss by 2% in 5 epochs on 300\n"
+        "synthetic patients where AdamW lowers it ~10% in 15.",
         "demo": "What `clerc demo` trains on its 1,000-patient synthetic cohort: clips of 8\n"
-                "frames at 7.5/s (a cardiac cycle) at 40 px, batch 32, 20 epochs of AdamW at\n"
-                "3e-3 with a one-epoch warm-up and a cosine decay.",
+        "frames at 7.5/s (a cardiac cycle) at 40 px, batch 32, 20 epochs of AdamW at\n"
+        "3e-3 with a one-epoch warm-up and a cosine decay.",
     }
     out = []
     for name, note in notes.items():

@@ -1,5 +1,8 @@
 """Training data: the patient dataset, the paper's batch sampler, and collation.
 
+Loading and views are the input pipeline's (``clerc.data.inputs``), shared with
+evaluation and the baselines.
+
 An item is one patient: for each modality the patient has in the split, one sample,
 chosen at random by (seed, epoch, patient) in training and fixed in validation (a report
 is drawn from the study of the chosen test when that study has one, so a video is
@@ -27,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from clerc.data.inputs import SampleSpec, Video, load_input, make_view, sample_spec  # noqa: F401
 from clerc.data.manifest import Manifest
 from clerc.modalities import MODALITY_NAMES, get_modality
 
@@ -38,8 +42,15 @@ Key = tuple[int, int]  # (epoch, patient index)
 PAD = -1
 
 
-def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: int,
-               epoch: int, *, drop_last: bool = False, multiple_of: int = 1) -> list[list[int]]:
+def plan_epoch(
+    modality_sets: Sequence[frozenset[str]],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    *,
+    drop_last: bool = False,
+    multiple_of: int = 1,
+) -> list[list[int]]:
     """Patient-index batches for one epoch, in a seeded random order.
 
     Patients are grouped by their modality set; each group is shuffled and cut into full
@@ -61,10 +72,10 @@ def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: i
     for key in sorted(groups, key=sorted):
         members = rng.permutation(groups[key]).tolist()
         n_full = len(members) // batch_size * batch_size
-        full += [members[i:i + batch_size] for i in range(0, n_full, batch_size)]
+        full += [members[i : i + batch_size] for i in range(0, n_full, batch_size)]
         leftovers += members[n_full:]
     leftovers = rng.permutation(np.asarray(leftovers, dtype=np.int64)).tolist()
-    pooled = [leftovers[i:i + batch_size] for i in range(0, len(leftovers), batch_size)]
+    pooled = [leftovers[i : i + batch_size] for i in range(0, len(leftovers), batch_size)]
     if drop_last and pooled and len(pooled[-1]) < batch_size:
         pooled.pop()
     _split_to_multiple(full, pooled, multiple_of, len(modality_sets))
@@ -73,8 +84,9 @@ def plan_epoch(modality_sets: Sequence[frozenset[str]], batch_size: int, seed: i
     return [batches[j] for j in order]
 
 
-def _split_to_multiple(full: list[list[int]], pooled: list[list[int]], multiple_of: int,
-                       n_patients: int) -> None:
+def _split_to_multiple(
+    full: list[list[int]], pooled: list[list[int]], multiple_of: int, n_patients: int
+) -> None:
     """Split batches in place (pooled first, then full ones) until their count is a
     multiple of ``multiple_of``."""
     while (len(full) + len(pooled)) % multiple_of:
@@ -86,10 +98,11 @@ def _split_to_multiple(full: list[list[int]], pooled: list[list[int]], multiple_
             raise ValueError(
                 f"{n_patients} patients cannot be cut into a multiple of {multiple_of} "
                 f"batches (one per rank per step) without leaving one out; use fewer "
-                f"ranks or a batch size above 1")
+                f"ranks or a batch size above 1"
+            )
         big = max(splittable, key=len)
         k = pooled.index(big)
-        pooled[k:k + 1] = [big[: len(big) // 2], big[len(big) // 2:]]
+        pooled[k : k + 1] = [big[: len(big) // 2], big[len(big) // 2 :]]
 
 
 class PatientBatchSampler:
@@ -103,10 +116,19 @@ class PatientBatchSampler:
     ``max_batches`` caps the batches per rank (for CI).
     """
 
-    def __init__(self, modality_sets: Sequence[frozenset[str]], batch_size: int, *,
-                 seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                 equal_counts: bool = True, max_batches: int | None = None,
-                 fixed_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        modality_sets: Sequence[frozenset[str]],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_counts: bool = True,
+        max_batches: int | None = None,
+        fixed_epoch: int | None = None,
+    ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank: expected 0 <= rank < world_size={world_size}, got {rank}")
         self.modality_sets = list(modality_sets)
@@ -130,11 +152,17 @@ class PatientBatchSampler:
         if not self.modality_sets:
             return []
         multiple = self.world_size if self.equal_counts else 1
-        plan = plan_epoch(self.modality_sets, self.batch_size, self.seed, self.epoch,
-                          drop_last=self.drop_last, multiple_of=multiple)
+        plan = plan_epoch(
+            self.modality_sets,
+            self.batch_size,
+            self.seed,
+            self.epoch,
+            drop_last=self.drop_last,
+            multiple_of=multiple,
+        )
         if self.equal_counts and self.world_size > 1:
             plan = [b + [PAD] * (self.batch_size - len(b)) for b in plan]
-        mine = plan[self.rank::self.world_size]
+        mine = plan[self.rank :: self.world_size]
         if self.max_batches is not None:
             mine = mine[: self.max_batches]
         return [[(self.epoch, p) for p in b] for b in mine]
@@ -146,42 +174,6 @@ class PatientBatchSampler:
         return len(self.batches())
 
 
-#: The paper's sizes: 12 px padding of 112 px clips, 224 px crops of 256 px CXRs. Smaller
-#: configs keep these ratios (a 64 px crop is taken from the CXR scaled to 73 px).
-PAPER_VIDEO_PAD, PAPER_VIDEO_SIZE = 12, 112
-PAPER_IMAGE_BASE, PAPER_IMAGE_SIZE = 256, 224
-
-
-class SampleSpec(NamedTuple):
-    """Input sizes, from the model config; clips are sampled at ``clip_fps`` frames per
-    second (``ModelConfig.video_fps``; the paper's 15: every other frame of a 30 fps echo)
-    whatever the native rate."""
-
-    video_frames: int
-    video_size: int
-    ecg_length: int
-    image_size: int
-    context_length: int
-    clip_fps: float = 15.0
-
-
-class Video(NamedTuple):
-    """A native video and the frame rate its file gave (or the default it was read with)."""
-
-    frames: np.ndarray
-    fps: float
-
-
-def sample_spec(model_cfg: Any) -> SampleSpec:
-    """The input sizes a model config asks for."""
-    return SampleSpec(
-        video_frames=model_cfg.video_frames, video_size=model_cfg.video_size,
-        ecg_length=model_cfg.ecg_length, image_size=model_cfg.image_size,
-        context_length=model_cfg.text.context_length,
-        clip_fps=float(getattr(model_cfg, "video_fps", 15.0)),
-    )
-
-
 class PatientDataset(torch.utils.data.Dataset):
     """Patients of one split with at least one sample among ``modalities``.
 
@@ -189,8 +181,17 @@ class PatientDataset(torch.utils.data.Dataset):
     ``(F, S, S)``, float32 ECG ``(12, L)``, uint8 image ``(S, S)``, int64 tokens ``(77,)``.
     """
 
-    def __init__(self, manifest: Manifest, split: str, modalities: Sequence[str],
-                 spec: SampleSpec, *, train: bool, seed: int, store: Any = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        split: str,
+        modalities: Sequence[str],
+        spec: SampleSpec,
+        *,
+        train: bool,
+        seed: int,
+        store: Any = None,
+    ) -> None:
         s = manifest.samples
         s = s[(s["split"] == split) & s["modality"].isin(list(modalities))]
         self.samples = s.sort_values(["patient_id", "modality", "sample_id"]).reset_index(drop=True)
@@ -226,14 +227,16 @@ class PatientDataset(torch.utils.data.Dataset):
             if idx is None:
                 continue
             rng = np.random.default_rng(
-                [self.seed, epoch if self.train else 0, p, MODALITY_NAMES.index(m)])
+                [self.seed, epoch if self.train else 0, p, MODALITY_NAMES.index(m)]
+            )
             row = self.records[self._choose(m, idx, studies, rng)]
             studies[m] = row["study_id"]
             out[m] = self._transform(m, self._load(m, row), rng)
         return out
 
-    def _choose(self, modality: str, idx: np.ndarray, studies: dict[str, Any],
-                rng: np.random.Generator) -> int:
+    def _choose(
+        self, modality: str, idx: np.ndarray, studies: dict[str, Any], rng: np.random.Generator
+    ) -> int:
         """A random sample; a report comes from the chosen test's study when it has one."""
         describes = get_modality(modality).describes
         if describes in studies:
@@ -246,49 +249,6 @@ class PatientDataset(torch.utils.data.Dataset):
 
     def _transform(self, modality: str, x: Any, rng: np.random.Generator) -> np.ndarray:
         return make_view(modality, x, self.spec, train=self.train, rng=rng)
-
-
-def load_input(manifest: Manifest, row: Any, store: Any) -> Any:
-    """A sample's native array (a :class:`Video` for videos, or text): from the packed store
-    when there is one, else decoded from its file (samples ``--skip-bad`` left out are
-    dropped by ``read_prepared``)."""
-    from clerc.data.readers import load_sample, load_video
-    from clerc.data.transforms import to_native
-
-    modality = str(row["modality"])
-    kind = get_modality(modality).kind
-    if kind == "text":
-        return load_sample(manifest, row)
-    sid = str(row["sample_id"])
-    if store is not None and sid in store:
-        return Video(store.load(sid), store.fps(sid)) if kind == "video" else store.load(sid)
-    if kind == "video":
-        frames, fps = load_video(manifest, row)
-        return Video(to_native(modality, frames), fps)
-    return to_native(modality, load_sample(manifest, row))
-
-
-def make_view(modality: str, x: Any, spec: SampleSpec, *, train: bool,
-              rng: np.random.Generator | None) -> np.ndarray:
-    """One model input from a native sample (a :class:`Video` for videos): random
-    augmentation when ``train``, else the fixed evaluation view; text is tokenised. Sizes
-    keep the paper's ratios."""
-    from clerc.data import transforms as T
-
-    kind = get_modality(modality).kind
-    if kind == "video":
-        pad = round(PAPER_VIDEO_PAD * spec.video_size / PAPER_VIDEO_SIZE)
-        return T.video_clip(x.frames, fps=x.fps, clip_fps=spec.clip_fps,
-                            frames_out=spec.video_frames, size=spec.video_size, train=train,
-                            rng=rng, pad=pad)
-    if kind == "waveform":
-        return T.ecg_crop(x, length=spec.ecg_length, train=train, rng=rng)
-    if kind == "image":
-        base = round(spec.image_size * PAPER_IMAGE_BASE / PAPER_IMAGE_SIZE)
-        return T.image_crop(x, size=spec.image_size, train=train, rng=rng, base=base)
-    from clerc.model.encoders.text import tokenize
-
-    return tokenize([x], context_length=spec.context_length)[0].numpy()
 
 
 class Batch(NamedTuple):
@@ -321,12 +281,21 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_workers: int,
-                pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def make_loader(
+    dataset: PatientDataset,
+    sampler: PatientBatchSampler,
+    *,
+    num_workers: int,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` batched by ``sampler`` and stacked by :func:`collate`."""
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-        pin_memory=pin_memory, worker_init_fn=_worker_init if num_workers else None,
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if num_workers else None,
         prefetch_factor=4 if num_workers else None,
         # items are keyed by (epoch, patient) with no worker state, so workers can live
         # across epochs instead of restarting (and re-importing torch) every epoch
@@ -334,9 +303,9 @@ def make_loader(dataset: PatientDataset, sampler: PatientBatchSampler, *, num_wo
     )
 
 
-def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: int = 1,
-                 pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader,
-                                                    torch.utils.data.DataLoader]:
+def make_loaders(
+    data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: int = 1, pin_memory: bool = False
+) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
     """Training (train split, random choices and augmentation, every patient once per epoch)
     and validation (val split, fixed choices, eval transforms, every patient) loaders for ``cfg``
     (a ``TrainConfig``), sharded for ``rank`` of ``world_size``.
@@ -359,17 +328,33 @@ def make_loaders(data_dir: str | Path, cfg: Any, *, rank: int = 0, world_size: i
     train = PatientDataset(manifest, "train", cfg.modalities, train=True, **common)
     val = PatientDataset(manifest, "val", cfg.modalities, train=False, **common)
     train_sampler = PatientBatchSampler(
-        train.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
-        world_size=world_size, max_batches=cfg.max_steps_per_epoch)
+        train.modality_sets,
+        cfg.batch_size,
+        seed=cfg.seed,
+        drop_last=False,
+        rank=rank,
+        world_size=world_size,
+        max_batches=cfg.max_steps_per_epoch,
+    )
     val_sampler = PatientBatchSampler(
-        val.modality_sets, cfg.batch_size, seed=cfg.seed, drop_last=False, rank=rank,
-        world_size=world_size, equal_counts=False, fixed_epoch=0)
+        val.modality_sets,
+        cfg.batch_size,
+        seed=cfg.seed,
+        drop_last=False,
+        rank=rank,
+        world_size=world_size,
+        equal_counts=False,
+        fixed_epoch=0,
+    )
     if len(train) < world_size:
         raise ValueError(
             f"--data {data_dir}: the train split has {len(train)} patients with any of "
-            f"{list(cfg.modalities)}; need at least one per rank ({world_size})")
+            f"{list(cfg.modalities)}; need at least one per rank ({world_size})"
+        )
     if len(val) == 0:
-        raise ValueError(f"--data {data_dir}: the val split has no patients with any of "
-                         f"{list(cfg.modalities)}; validation picks the best epoch")
+        raise ValueError(
+            f"--data {data_dir}: the val split has no patients with any of "
+            f"{list(cfg.modalities)}; validation picks the best epoch"
+        )
     kw = {"num_workers": cfg.num_workers, "pin_memory": pin_memory}
     return make_loader(train, train_sampler, **kw), make_loader(val, val_sampler, **kw)

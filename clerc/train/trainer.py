@@ -23,11 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from clerc.model.clerc import CLERC
+from clerc.train.common import Bar, autocast, build_optimizer, set_lr
 from clerc.train.config import TrainConfig, lr_at
 from clerc.train.data import Batch
 from clerc.train.state import (
@@ -83,8 +85,9 @@ class Meter:
             dist.all_reduce(t)
             t = t.cpu()
         loss = float(t[0] / t[1]) if t[1] > 0 else math.nan
-        pairs = {k: float(t[2 + 2 * i] / t[3 + 2 * i]) for i, k in enumerate(keys)
-                 if t[3 + 2 * i] > 0}
+        pairs = {
+            k: float(t[2 + 2 * i] / t[3 + 2 * i]) for i, k in enumerate(keys) if t[3 + 2 * i] > 0
+        }
         return loss, pairs
 
 
@@ -96,13 +99,16 @@ class BatchEncoder(nn.Module):
     by the ``present`` masks. A modality absent from the whole batch gets a zero block.
     """
 
-    def __init__(self, model: nn.Module, modalities: tuple[str, ...]) -> None:
+    model: CLERC
+
+    def __init__(self, model: CLERC, modalities: tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
         self.modalities = modalities
 
-    def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor],
-                size: int) -> tuple[dict[str, Tensor], Tensor]:
+    def forward(
+        self, inputs: dict[str, Tensor], present: dict[str, Tensor], size: int
+    ) -> tuple[dict[str, Tensor], Tensor]:
         device = self.model.logit_scale.device
         dim = self.model.cfg.embed_dim
         # zero blocks stay in the graph: under DDP every rank must run the same gathers'
@@ -149,80 +155,39 @@ def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
         yield batch, time.perf_counter() - t0
 
 
-def autocast(device: torch.device, cfg: TrainConfig) -> Any:
-    """bf16 autocast on CUDA when ``cfg.amp == "bf16"``; a no-op context otherwise."""
-    enabled = device.type == "cuda" and cfg.amp == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every group's lr to ``lr`` times the group's ``lr_factor``."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_factor", 1.0)
-
-
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The config's optimiser over the encoders, and over the logit scale at
     ``logit_scale_lr_factor`` x lr."""
     scale = [model.logit_scale]
     rest = [p for n, p in model.named_parameters() if n != "logit_scale"]
-    return build_optimizer([{"params": rest, "lr_factor": 1.0},
-                            {"params": scale, "lr_factor": cfg.logit_scale_lr_factor}], cfg)
+    return build_optimizer(
+        [
+            {"params": rest, "lr_factor": 1.0},
+            {"params": scale, "lr_factor": cfg.logit_scale_lr_factor},
+        ],
+        cfg,
+    )
 
 
-def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW (``momentum`` as beta1) over param groups
-    that carry an ``lr_factor``; the lr is set from ``cfg.lr``."""
-    if cfg.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
-    set_lr(optimizer, cfg.lr)
-    return optimizer
-
-
-def epoch_record(epoch: int, cfg: TrainConfig, train: tuple[float, dict[str, float]],
-                 val: tuple[float, dict[str, float]], temperature: float,
-                 timing: dict[str, float]) -> dict[str, Any]:
+def epoch_record(
+    epoch: int,
+    cfg: TrainConfig,
+    train: tuple[float, dict[str, float]],
+    val: tuple[float, dict[str, float]],
+    temperature: float,
+    timing: dict[str, float],
+) -> dict[str, Any]:
     """One ``log.jsonl`` line."""
     return {
-        "epoch": epoch, "lr": lr_at(epoch + 0.5, cfg), "train_loss": train[0], "val_loss": val[0],
-        "train_pairs": train[1], "val_pairs": val[1], "temperature": temperature, **timing,
+        "epoch": epoch,
+        "lr": lr_at(epoch + 0.5, cfg),
+        "train_loss": train[0],
+        "val_loss": val[0],
+        "train_pairs": train[1],
+        "val_pairs": val[1],
+        "temperature": temperature,
+        **timing,
     }
-
-
-class Bar:
-    """A rich progress bar with the running loss and samples/s (silent when disabled)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = None
-        if enabled:
-            import rich.progress as rp
-
-            self.progress = rp.Progress(
-                rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                rp.TextColumn("loss {task.fields[loss]:.4f}  {task.fields[sps]:.1f} samples/s"),
-                rp.TimeElapsedColumn(),
-            )
-            self.progress.start()
-        self.task: Any = None
-
-    def epoch(self, epoch: int, total: int) -> None:
-        if self.progress is not None:
-            self.task = self.progress.add_task(f"epoch {epoch}", total=total, loss=math.nan,
-                                               sps=0.0)
-
-    def step(self, loss: Tensor, samples_per_s: float, *, refresh: bool) -> None:
-        if self.progress is None:
-            return
-        fields = {"loss": float(loss.detach()), "sps": samples_per_s} if refresh else {}
-        self.progress.update(self.task, advance=1, **fields)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 @dataclass
@@ -249,9 +214,14 @@ class Run:
         return self.rank == 0
 
 
-def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
-               cfg: TrainConfig, device: torch.device,
-               loss_fn: Any) -> tuple[Tensor, dict[str, Tensor]]:
+def train_step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    cfg: TrainConfig,
+    device: torch.device,
+    loss_fn: Any,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """One SGD step on ``batch``; ``net`` is a :class:`BatchEncoder` (or DDP of one)."""
     present = full_present(batch, cfg.modalities)
     with autocast(device, cfg):
@@ -260,8 +230,8 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch,
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    model = net.module.model if isinstance(net, nn.parallel.DistributedDataParallel) else net.model
-    model.clamp_logit_scale_()
+    inner = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+    cast(BatchEncoder, inner).model.clamp_logit_scale_()
     return loss, pairs
 
 
@@ -288,9 +258,13 @@ def train_epoch(run: Run, epoch: int) -> tuple[tuple[float, dict[str, float]], d
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    timing = {"train_seconds": seconds, "steps": meter.steps, "samples": samples,
-              "samples_per_s": samples / seconds if seconds else 0.0,
-              "data_wait_share": wait / seconds if seconds else 0.0}
+    timing = {
+        "train_seconds": seconds,
+        "steps": meter.steps,
+        "samples": samples,
+        "samples_per_s": samples / seconds if seconds else 0.0,
+        "data_wait_share": wait / seconds if seconds else 0.0,
+    }
     return meter.means(run.dist), timing
 
 
@@ -335,8 +309,15 @@ def _loss_fn(run: Run) -> Any:
     return clerc_loss
 
 
-def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
-          init: dict[str, str] | None, progress: bool) -> Run:
+def setup(
+    cfg: TrainConfig,
+    data_dir: Path,
+    out: Path,
+    *,
+    device: str,
+    init: dict[str, str] | None,
+    progress: bool,
+) -> Run:
     """Process group (under torchrun), loaders, model, optimizer, and the header base."""
     from clerc.data.manifest import manifest_hash
     from clerc.model.clerc import CLERC, channels_last_3d
@@ -352,8 +333,9 @@ def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
     dist = torch.distributed if world > 1 else None
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_loader, val_loader = make_loaders(data_dir, cfg, rank=rank, world_size=world,
-                                            pin_memory=dev.type == "cuda")
+    train_loader, val_loader = make_loaders(
+        data_dir, cfg, rank=rank, world_size=world, pin_memory=dev.type == "cuda"
+    )
     seed_everything(cfg.seed)
     model = CLERC(cfg.model)
     if init:
@@ -369,14 +351,34 @@ def setup(cfg: TrainConfig, data_dir: Path, out: Path, *, device: str,
     net: nn.Module = encoder
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
-            encoder, device_ids=[dev.index] if dev.type == "cuda" else None,
-            find_unused_parameters=True)
+            encoder,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
     optimizer = make_optimizer(model, cfg)
-    header = {"config": cfg.to_dict(), "manifest_hash": manifest_hash(data_dir),
-              "data": str(data_dir.resolve()),
-              "world_size": world, "init": dict(init or {})}
-    return Run(cfg, out, dev, rank, world, dist, model, encoder, net, optimizer,
-               train_loader, val_loader, header, Bar(progress and rank == 0))
+    header = {
+        "config": cfg.to_dict(),
+        "manifest_hash": manifest_hash(data_dir),
+        "data": str(data_dir.resolve()),
+        "world_size": world,
+        "init": dict(init or {}),
+    }
+    return Run(
+        cfg,
+        out,
+        dev,
+        rank,
+        world,
+        dist,
+        model,
+        encoder,
+        net,
+        optimizer,
+        train_loader,
+        val_loader,
+        header,
+        Bar(progress and rank == 0),
+    )
 
 
 def resume_from(run: Run) -> tuple[int, float, int]:
@@ -400,11 +402,16 @@ def resume_from(run: Run) -> tuple[int, float, int]:
 def _check_same_run(saved: dict[str, Any], run: Run, path: Path) -> None:
     """A resumed run must use the same data and config (the epoch count may change)."""
     if saved.get("manifest_hash") != run.header["manifest_hash"]:
-        raise ValueError(f"{path}: was trained on a different manifest "
-                         f"({saved.get('manifest_hash')} != {run.header['manifest_hash']})")
+        raise ValueError(
+            f"{path}: was trained on a different manifest "
+            f"({saved.get('manifest_hash')} != {run.header['manifest_hash']})"
+        )
     before = TrainConfig.from_dict(saved["config"])
-    diff = [f.name for f in dataclasses.fields(TrainConfig)
-            if f.name != "epochs" and getattr(before, f.name) != getattr(run.cfg, f.name)]
+    diff = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if f.name != "epochs" and getattr(before, f.name) != getattr(run.cfg, f.name)
+    ]
     if diff:
         raise ValueError(f"{path}: config differs from this run's in {diff}")
 
@@ -417,14 +424,28 @@ def save(run: Run, name: str, epoch: int, best: tuple[float, int], *, full: bool
     if full:
         state |= {"optimizer": run.optimizer.state_dict(), "rng": rng_state()}
     extra = {k: v for k, v in run.header.items() if k not in ("config", "manifest_hash")}
-    header = make_header(run.header["config"], run.header["manifest_hash"], epoch,
-                         best_val_loss=best[0], best_epoch=best[1], **extra)
+    header = make_header(
+        run.header["config"],
+        run.header["manifest_hash"],
+        epoch,
+        best_val_loss=best[0],
+        best_epoch=best[1],
+        **extra,
+    )
     save_checkpoint(run.out / name, state, header)
 
 
-def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: str = "cpu",
-          resume: bool = False, init: dict[str, str] | None = None, progress: bool = True,
-          stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+def train(
+    cfg: TrainConfig,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    resume: bool = False,
+    init: dict[str, str] | None = None,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> list[dict[str, Any]]:
     """Train CLERC on the manifest in ``data_dir``; returns the epoch records of the run.
 
     ``stop_after_epoch`` ends the process's work after that epoch's checkpoints are written
@@ -432,8 +453,10 @@ def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: st
     """
     out, data_dir = Path(out), Path(data_dir)
     if not resume and (out / LAST).exists():
-        raise FileExistsError(f"{out / LAST}: the run directory holds a run; pass --resume "
-                              "to continue it or choose another --out")
+        raise FileExistsError(
+            f"{out / LAST}: the run directory holds a run; pass --resume "
+            "to continue it or choose another --out"
+        )
     run = setup(cfg, data_dir, out, device=device, init=init, progress=progress)
     if run.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -450,8 +473,9 @@ def train(cfg: TrainConfig, data_dir: str | Path, out: str | Path, *, device: st
                     save(run, CKPT, epoch, (best, best_epoch), full=False)
             if run.is_main:
                 temperature = float(run.model.temperature().detach())
-                append_log(out / LOG, epoch_record(epoch, cfg, train_stats, val, temperature,
-                                                   timing))
+                append_log(
+                    out / LOG, epoch_record(epoch, cfg, train_stats, val, temperature, timing)
+                )
                 save(run, LAST, epoch, (best, best_epoch), full=True)
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
                 break

@@ -10,7 +10,7 @@ feature modality owns the label are the Table 4 probes (same computation, same n
 from __future__ import annotations
 
 from clerc.evaluate.registry import Context, TaskDef, task
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.evaluate.tasks.probe import probe_cell
 from clerc.modalities import DIAGNOSTIC
 
@@ -38,9 +38,9 @@ def table5_cells(definitions: list[TaskDef]) -> list[tuple[TaskDef, str]]:
 
 
 @task("cross_modal", "table5", "linear_probe")
-def cross_modal(ctx: Context) -> list[Record]:
+def cross_modal(ctx: Context) -> TaskResult:
     """Table 5: linear probes of each diagnostic modality for every label (incl. age, sex)."""
-    out: list[Record] = []
+    out = TaskResult()
     for d, modality in table5_cells(list(ctx.definitions)):
         out += probe_cell(ctx, d, "table5", modality)
     return out

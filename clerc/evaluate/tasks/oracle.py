@@ -24,7 +24,7 @@ import pandas as pd
 from clerc.evaluate import metrics
 from clerc.evaluate.matching import closest_pairs
 from clerc.evaluate.registry import Context, task
-from clerc.evaluate.results import Record, undefined
+from clerc.evaluate.results import Record, TaskResult, undefined
 from clerc.evaluate.tasks.common import base, bootstrap_record
 from clerc.evaluate.tasks.retrieval import SPLIT
 from clerc.modalities import MODALITY_NAMES
@@ -34,17 +34,46 @@ _OCCLUSIONS = ("lad_occlusion", "rca_occlusion", "lcx_occlusion")
 #: The latent variables each modality shows (see clerc/synthetic: echo.py, ecg.py,
 #: angio.py, cxr.py draw from these; reports.py states these).
 VISIBLE: dict[str, tuple[str, ...]] = {
-    "echo_video": ("lvef", "hr", "lvedd_cm", "pacemaker", "age", "orientation_deg",
-                   *_OCCLUSIONS),
+    "echo_video": ("lvef", "hr", "lvedd_cm", "pacemaker", "age", "orientation_deg", *_OCCLUSIONS),
     "echo_text": ("lvef", "lvedd_cm", "pacemaker", *_OCCLUSIONS),
-    "ecg_waveform": ("hr", "paced", "rbbb", "lbbb", "sex", "age", "bmi", "lvedd_cm",
-                     "axis_deg", "qrs_ms", "pr_ms", "qt_ms", *_OCCLUSIONS),
-    "ecg_text": ("hr", "paced", "rbbb", "lbbb", "axis_deg", "qrs_ms", "pr_ms", "qt_ms",
-                 *_OCCLUSIONS),
+    "ecg_waveform": (
+        "hr",
+        "paced",
+        "rbbb",
+        "lbbb",
+        "sex",
+        "age",
+        "bmi",
+        "lvedd_cm",
+        "axis_deg",
+        "qrs_ms",
+        "pr_ms",
+        "qt_ms",
+        *_OCCLUSIONS,
+    ),
+    "ecg_text": (
+        "hr",
+        "paced",
+        "rbbb",
+        "lbbb",
+        "axis_deg",
+        "qrs_ms",
+        "pr_ms",
+        "qt_ms",
+        *_OCCLUSIONS,
+    ),
     "angio_video": ("hr", *_OCCLUSIONS),
     "angio_text": _OCCLUSIONS,
-    "cxr_image": ("bmi", "sex", "age", "pacemaker", "orientation_deg", "ctr", "edema",
-                  "consolidation"),
+    "cxr_image": (
+        "bmi",
+        "sex",
+        "age",
+        "pacemaker",
+        "orientation_deg",
+        "ctr",
+        "edema",
+        "consolidation",
+    ),
     "cxr_text": ("ctr", "edema", "consolidation", "pacemaker"),
 }
 METRIC = "median_percentile"
@@ -71,9 +100,13 @@ def _features(ctx: Context) -> pd.DataFrame | None:
 def _side(samples: pd.DataFrame, modality: str, have: pd.Index, split: str) -> pd.DataFrame:
     s = samples[(samples["modality"] == modality) & (samples["split"] == split)]
     s = s[s.index.isin(have) & s["acquired_at"].notna()]
-    return pd.DataFrame({"patient_id": s["patient_id"].astype(str).to_numpy(),
-                         "time": s["acquired_at"].to_numpy(),
-                         "idx": s.index.to_numpy(dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "patient_id": s["patient_id"].astype(str).to_numpy(),
+            "time": s["acquired_at"].to_numpy(),
+            "idx": s.index.to_numpy(dtype=np.int64),
+        }
+    )
 
 
 RIDGE = 1e-2
@@ -98,11 +131,11 @@ def oracle_ranks(pred: np.ndarray, g: np.ndarray) -> np.ndarray:
     return metrics.retrieval_ranks(qa, ga, np.arange(len(pred)))
 
 
-def _pairs(ctx: Context, feats: pd.DataFrame, query: str, gallery: str,
-           split: str) -> pd.DataFrame:
+def _pairs(ctx: Context, feats: pd.DataFrame, query: str, gallery: str, split: str) -> pd.DataFrame:
     samples = ctx.embeddings.samples
-    return closest_pairs(_side(samples, query, feats.index, split),
-                         _side(samples, gallery, feats.index, split), None)
+    return closest_pairs(
+        _side(samples, query, feats.index, split), _side(samples, gallery, feats.index, split), None
+    )
 
 
 def pair_record(ctx: Context, feats: pd.DataFrame, query: str, gallery: str) -> Record:
@@ -123,17 +156,26 @@ def pair_record(ctx: Context, feats: pd.DataFrame, query: str, gallery: str) -> 
     w, spread = fit_predictor(block(train, "left", qcols), block(train, "right", gcols))
     xq = block(test, "left", qcols)
     pred = np.hstack([xq, np.ones((n, 1))]) @ w / spread
-    pct = metrics.percentile_from_ranks(oracle_ranks(pred, block(test, "right", gcols) / spread),
-                                        n)
-    return bootstrap_record(ctx, b, "median", test["patient_id"].to_numpy(dtype=object), None,
-                            pct, name=METRIC, note=f"oracle: {len(gcols)} {gallery} variables "
-                            f"predicted from {len(qcols)} {query} variables")
+    pct = metrics.percentile_from_ranks(oracle_ranks(pred, block(test, "right", gcols) / spread), n)
+    return bootstrap_record(
+        ctx,
+        b,
+        "median",
+        test["patient_id"].to_numpy(dtype=object),
+        None,
+        pct,
+        name=METRIC,
+        note=f"oracle: {len(gcols)} {gallery} variables "
+        f"predicted from {len(qcols)} {query} variables",
+    )
 
 
 @task("oracle", "table3", "oracle")
-def oracle(ctx: Context) -> list[Record]:
+def oracle(ctx: Context) -> TaskResult:
     """Table 3 ceiling: retrieval by the planted latent variables (synthetic cohorts only)."""
     feats = _features(ctx)
     if feats is None:
-        return []
-    return [pair_record(ctx, feats, q, g) for q, g in permutations(MODALITY_NAMES, 2)]
+        return TaskResult()
+    return TaskResult(
+        tuple(pair_record(ctx, feats, q, g) for q, g in permutations(MODALITY_NAMES, 2))
+    )

@@ -12,7 +12,7 @@ import pandas as pd
 
 from clerc.evaluate.probe import fit_probe
 from clerc.evaluate.registry import Context, TaskDef, task
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.evaluate.tasks.common import (
     StudyPredictions,
     base,
@@ -28,8 +28,9 @@ from clerc.evaluate.tasks.common import (
 MIN_ROWS = 4
 
 
-def _labelled(ctx: Context, d: TaskDef, modality: str,
-              split: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, int]:
+def _labelled(
+    ctx: Context, d: TaskDef, modality: str, split: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, int]:
     """All rows of a split, the labelled ones, the study labels and how many had none."""
     rows = studies(ctx.embeddings.samples, modality, split)
     y, dropped = study_labels(ctx, rows, d)
@@ -40,12 +41,16 @@ def _labelled(ctx: Context, d: TaskDef, modality: str,
 def probe_predictions(ctx: Context, d: TaskDef, modality: str) -> StudyPredictions | str:
     """Study-level test predictions of a probe on ``modality`` for ``d``, or why none.
 
-    Cached in ``ctx.cache`` (the supervised task compares against them).
+    Memoised in ``ctx.memo`` (Table 5's diagonal and the supervised comparison reuse
+    them), keyed on everything the fit reads: the definition (label, kind, label
+    modality), the feature modality, ``max_gap``, and the embeddings and manifest objects.
     """
-    key = ("probe", d.name, modality)
-    if key not in ctx.cache:
-        ctx.cache[key] = _probe_predictions(ctx, d, modality)
-    return ctx.cache[key]
+    result: StudyPredictions | str = ctx.memo.get(
+        ("probe", d, modality, ctx.max_gap),
+        (ctx.embeddings, ctx.manifest),
+        lambda: _probe_predictions(ctx, d, modality),
+    )
+    return result
 
 
 def _probe_predictions(ctx: Context, d: TaskDef, modality: str) -> StudyPredictions | str:
@@ -70,7 +75,7 @@ def _probe_predictions(ctx: Context, d: TaskDef, modality: str) -> StudyPredicti
     return StudyPredictions(frame, d.kind, note)
 
 
-def probe_cell(ctx: Context, d: TaskDef, table: str, modality: str) -> list[Record]:
+def probe_cell(ctx: Context, d: TaskDef, table: str, modality: str) -> TaskResult:
     """Records of one probe cell (Table 4 when ``modality`` owns the task, or Table 5)."""
     b = base(table, d.label, "linear_probe", modality=modality, label_modality=d.label_modality)
     sp = probe_predictions(ctx, d, modality)
@@ -80,11 +85,10 @@ def probe_cell(ctx: Context, d: TaskDef, table: str, modality: str) -> list[Reco
 
 
 @task("linear_probe", "table4", "linear_probe")
-def linear_probe(ctx: Context) -> list[Record]:
+def linear_probe(ctx: Context) -> TaskResult:
     """Table 4: linear probes on each task's own diagnostic modality."""
-    out: list[Record] = []
+    out = TaskResult()
     for d in ctx.definitions:
         if d.table4 and d.modality is not None:
             out += probe_cell(ctx, d, "table4", d.modality)
     return out
-

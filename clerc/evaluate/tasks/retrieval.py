@@ -17,32 +17,30 @@ import pandas as pd
 
 from clerc.evaluate import metrics
 from clerc.evaluate.matching import closest_pairs
+from clerc.evaluate.metric_specs import RETRIEVAL_METRICS
 from clerc.evaluate.registry import Context, task
-from clerc.evaluate.results import Record, undefined
-from clerc.evaluate.tasks.common import base, bootstrap_records, cell_key
+from clerc.evaluate.results import TaskResult, undefined
+from clerc.evaluate.tasks.common import base, bootstrap_records, cell_predictions
 from clerc.modalities import MODALITY_NAMES
 
-#: (record metric name, bootstrap metric, scores: "percentile" or "rank").
-RETRIEVAL_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("median_percentile", "median", "percentile"),
-    ("mean_percentile", "mean", "percentile"),
-    ("recall@1", "recall@1", "rank"),
-    ("recall@5", "recall@5", "rank"),
-    ("recall@10", "recall@10", "rank"),
-    ("mrr", "mrr", "rank"),
-)
+#: The scores each retrieval metric reads: percentiles of the match, or its 0-based rank.
+SCORES: dict[str, str] = {"median_percentile": "percentile", "mean_percentile": "percentile"}
 SPLIT = "test"
 
 
 def _side(samples: pd.DataFrame, modality: str) -> pd.DataFrame:
     s = samples[(samples["modality"] == modality) & (samples["split"] == SPLIT)]
     s = s[s["patient_id"].notna() & s["acquired_at"].notna()]
-    return pd.DataFrame({"patient_id": s["patient_id"].astype(str).to_numpy(),
-                         "time": s["acquired_at"].to_numpy(),
-                         "idx": s.index.to_numpy(dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "patient_id": s["patient_id"].astype(str).to_numpy(),
+            "time": s["acquired_at"].to_numpy(),
+            "idx": s.index.to_numpy(dtype=np.int64),
+        }
+    )
 
 
-def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
+def pair_records(ctx: Context, query: str, gallery: str) -> TaskResult:
     """The retrieval records of one ordered modality pair."""
     b = base("table3", "retrieval", "retrieval", query=query, gallery=gallery)
     samples = ctx.embeddings.samples
@@ -50,23 +48,31 @@ def pair_records(ctx: Context, query: str, gallery: str) -> list[Record]:
     n = len(pairs)
     if n < 2:
         note = f"{n} test patient(s) have both {query} and {gallery}; need 2"
-        return [undefined(b, name, note, n) for name, _, _ in RETRIEVAL_METRICS]
+        return TaskResult(tuple(undefined(b, name, note, n) for name in RETRIEVAL_METRICS))
     v = ctx.embeddings.vectors
     q = v[pairs["left_idx"].to_numpy(dtype=np.int64)]
     g = v[pairs["right_idx"].to_numpy(dtype=np.int64)]
     ranks = metrics.retrieval_ranks(q, g, np.arange(n))
     pct = metrics.percentile_from_ranks(ranks, n)
     pid = pairs["patient_id"].to_numpy(dtype=object)
-    ctx.add_predictions(cell_key(b), "retrieval", np.ones(n), pct, pid, pid)
     scores = {"percentile": pct, "rank": ranks.astype(float)}
-    return bootstrap_records(ctx, b, [(name, boot, scores[kind])
-                                      for name, boot, kind in RETRIEVAL_METRICS], pid, None)
+    records = tuple(
+        bootstrap_records(
+            ctx,
+            b,
+            [(name, name, scores[SCORES.get(name, "rank")]) for name in RETRIEVAL_METRICS],
+            pid,
+            None,
+        )
+    )
+    frame = cell_predictions(ctx, b, "retrieval", np.ones(n), pct, pid, pid)
+    return TaskResult(records, (frame,))
 
 
 @task("retrieval", "table3", "retrieval")
-def retrieval(ctx: Context) -> list[Record]:
+def retrieval(ctx: Context) -> TaskResult:
     """Table 3: retrieval between every ordered pair of distinct modalities (56 pairs)."""
-    out: list[Record] = []
+    out = TaskResult()
     for query, gallery in permutations(MODALITY_NAMES, 2):
         out += pair_records(ctx, query, gallery)
     return out

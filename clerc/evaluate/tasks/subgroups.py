@@ -12,7 +12,7 @@ every metric of the cell is bootstrapped on the *same* patient resamples
   ``<metric>_gap``; the note names the two groups).
 
 Groups with fewer than ``min_patients`` patients are recorded as too small (value null).
-Probe predictions are shared with ``linear_probe`` / ``cross_modal`` (``ctx.cache``), so
+Probe predictions are shared with ``linear_probe`` / ``cross_modal`` (``ctx.memo``), so
 the task refits nothing those tasks already fitted.
 """
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from clerc.evaluate import bootstrap
 from clerc.evaluate.registry import Context, task
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import Record, TaskResult
 from clerc.evaluate.subgroups import assign, group_order, group_tables
 from clerc.evaluate.tasks.common import StudyPredictions, base, cell_metrics, cell_seed
 from clerc.evaluate.tasks.probe import probe_predictions
@@ -43,23 +43,38 @@ def cells(ctx: Context) -> Iterator[tuple[dict[str, Any], StudyPredictions, bool
             sp = zero_shot_predictions(ctx, d)
             if not isinstance(sp, str):
                 yield zero_shot_key(d), sp, False
-    for table, pick in (("table4", lambda d: [d.modality] if d.table4 and d.modality else []),
-                        ("table5", lambda d: list(DIAGNOSTIC) if d.table5 else [])):
+    for table, pick in (
+        ("table4", lambda d: [d.modality] if d.table4 and d.modality else []),
+        ("table5", lambda d: list(DIAGNOSTIC) if d.table5 else []),
+    ):
         for d in ctx.definitions:
             for modality in pick(d):
                 sp = probe_predictions(ctx, d, modality)
                 if not isinstance(sp, str):
-                    yield (base(table, d.label, "linear_probe", modality=modality,
-                                label_modality=d.label_modality), sp, True)
+                    yield (
+                        base(
+                            table,
+                            d.label,
+                            "linear_probe",
+                            modality=modality,
+                            label_modality=d.label_modality,
+                        ),
+                        sp,
+                        True,
+                    )
     if ctx.supervised is not None:
         for b, _, sp in supervised_cells(ctx.supervised, ctx):
             if not isinstance(sp, str):
                 yield b, sp, True
 
 
-def subgroup_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
-                     probabilities: bool,
-                     tables: dict[str, pd.Series] | None = None) -> list[Record]:
+def subgroup_records(
+    ctx: Context,
+    b: dict[str, Any],
+    sp: StudyPredictions,
+    probabilities: bool,
+    tables: dict[str, pd.Series] | None = None,
+) -> list[Record]:
     """Per-group records and per-family gap records of one cell."""
     cfg = ctx.subgroups
     f = sp.frame
@@ -75,9 +90,17 @@ def subgroup_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
             rows = np.flatnonzero(groups == g)
             n = int(pd.unique(pid[rows]).size)
             if n < cfg.min_patients:
-                out += [_undefined(b, m, f"too small: {n} patients in {family}={g}, fewer "
-                                   f"than {cfg.min_patients}; not scored", n) | _key(family, g)
-                        for m in metrics]
+                out += [
+                    _undefined(
+                        b,
+                        m,
+                        f"too small: {n} patients in {family}={g}, fewer "
+                        f"than {cfg.min_patients}; not scored",
+                        n,
+                    )
+                    | _key(family, g)
+                    for m in metrics
+                ]
                 continue
             yg, sg = y[rows], s[rows]  # one array per group: AUROC/AUPRC share products
             for m in metrics:
@@ -87,15 +110,15 @@ def subgroup_records(ctx: Context, b: dict[str, Any], sp: StudyPredictions,
         return [Record(**r) for r in out]
     try:
         points, ok, values, defined = bootstrap.joint_replicates(
-            pid, parts, n_resamples=max(ctx.n_resamples, 1),
-            seed=cell_seed(ctx, b, "subgroups"))
+            pid, parts, n_resamples=max(ctx.n_resamples, 1), seed=cell_seed(ctx, b, "subgroups")
+        )
     except ValueError as exc:  # e.g. Brier of scores that are not probabilities
         return [Record(**r) for r in out] + [
             Record(**(_undefined(b, m, f"not scored: {exc}", n) | _key(fam, g)))
-            for fam, g, m, n in slots]
+            for fam, g, m, n in slots
+        ]
     for i, (family, g, m, n) in enumerate(slots):
-        out.append(_record(ctx, b, m, n, points[i], ok[i], values[i], defined[i])
-                   | _key(family, g))
+        out.append(_record(ctx, b, m, n, points[i], ok[i], values[i], defined[i]) | _key(family, g))
     out += _gaps(ctx, b, slots, points, ok, values, defined)
     return [Record(**r) for r in out]
 
@@ -104,15 +127,32 @@ def _key(family: str, group: str | None = None) -> dict[str, str]:
     return {"subgroup": family if group is None else f"{family}={group}"}
 
 
-def _record(ctx: Context, b: dict[str, Any], metric: str, n: int, point: float, ok: bool,
-            values: np.ndarray, defined: np.ndarray) -> dict[str, Any]:
+def _record(
+    ctx: Context,
+    b: dict[str, Any],
+    metric: str,
+    n: int,
+    point: float,
+    ok: bool,
+    values: np.ndarray,
+    defined: np.ndarray,
+) -> dict[str, Any]:
     """A record (as a dict, the subgroup key still to add) from joint replicates; the
     cell's note (label matching) stays on the cell's main record."""
     if not ok:
-        return _undefined(b, metric, f"{metric} undefined in this group (one class only or "
-                          "no variance)", n)
-    rec = {**b, "metric": metric, "value": float(point), "ci_low": None, "ci_high": None,
-           "n": n, "n_undefined": 0, "note": None}
+        return _undefined(
+            b, metric, f"{metric} undefined in this group (one class only or no variance)", n
+        )
+    rec = {
+        **b,
+        "metric": metric,
+        "value": float(point),
+        "ci_low": None,
+        "ci_high": None,
+        "n": n,
+        "n_undefined": 0,
+        "note": None,
+    }
     if ctx.n_resamples < 1:
         return {**rec, "note": "no interval: bootstrap disabled"}
     rec["n_undefined"] = int((~defined).sum())
@@ -124,36 +164,61 @@ def _record(ctx: Context, b: dict[str, Any], metric: str, n: int, point: float, 
 
 
 def _undefined(b: dict[str, Any], metric: str, note: str, n: int) -> dict[str, Any]:
-    return {**b, "metric": metric, "value": None, "ci_low": None, "ci_high": None, "n": n,
-            "n_undefined": 0, "note": note}
+    return {
+        **b,
+        "metric": metric,
+        "value": None,
+        "ci_low": None,
+        "ci_high": None,
+        "n": n,
+        "n_undefined": 0,
+        "note": note,
+    }
 
 
-def _gaps(ctx: Context, b: dict[str, Any], slots: list[tuple[str, str, str, int]],
-          points: np.ndarray, ok: np.ndarray, values: np.ndarray,
-          defined: np.ndarray) -> list[dict[str, Any]]:
+def _gaps(
+    ctx: Context,
+    b: dict[str, Any],
+    slots: list[tuple[str, str, str, int]],
+    points: np.ndarray,
+    ok: np.ndarray,
+    values: np.ndarray,
+    defined: np.ndarray,
+) -> list[dict[str, Any]]:
     """Per family and metric: highest minus lowest group value, with the paired interval."""
     out = []
     families = list(dict.fromkeys(fam for fam, _, _, _ in slots))
     metrics = list(dict.fromkeys(m for _, _, m, _ in slots))
     for family in families:
         for m in metrics:
-            idx = [i for i, (fam, _, mm, _) in enumerate(slots)
-                   if fam == family and mm == m and ok[i]]
+            idx = [
+                i for i, (fam, _, mm, _) in enumerate(slots) if fam == family and mm == m and ok[i]
+            ]
             name = f"{m}_gap"
             if len(idx) < 2:
-                out.append(_undefined(b, name, f"fewer than two {family} groups scored", 0)
-                           | _key(family))
+                out.append(
+                    _undefined(b, name, f"fewer than two {family} groups scored", 0) | _key(family)
+                )
                 continue
             hi = max(idx, key=lambda i: points[i])
             lo = min(idx, key=lambda i: points[i])
             n = slots[hi][3] + slots[lo][3]
-            note = (f"largest {family} gap: {slots[hi][1]} ({points[hi]:.3g}) minus "
-                    f"{slots[lo][1]} ({points[lo]:.3g}); paired patient bootstrap")
+            note = (
+                f"largest {family} gap: {slots[hi][1]} ({points[hi]:.3g}) minus "
+                f"{slots[lo][1]} ({points[lo]:.3g}); paired patient bootstrap"
+            )
             both = defined[hi] & defined[lo]
             diff = values[hi][both] - values[lo][both]
-            rec = {**b, "metric": name, "value": float(points[hi] - points[lo]),
-                   "ci_low": None, "ci_high": None, "n": n,
-                   "n_undefined": int((~both).sum()) if ctx.n_resamples else 0, "note": note}
+            rec = {
+                **b,
+                "metric": name,
+                "value": float(points[hi] - points[lo]),
+                "ci_low": None,
+                "ci_high": None,
+                "n": n,
+                "n_undefined": int((~both).sum()) if ctx.n_resamples else 0,
+                "note": note,
+            }
             if ctx.n_resamples >= 1 and diff.size:
                 rec["ci_low"], rec["ci_high"] = bootstrap.percentile_interval(diff)
             out.append(rec | _key(family))
@@ -161,10 +226,10 @@ def _gaps(ctx: Context, b: dict[str, Any], slots: list[tuple[str, str, str, int]
 
 
 @task("subgroups", "table4", "linear_probe")
-def subgroups(ctx: Context) -> list[Record]:
+def subgroups(ctx: Context) -> TaskResult:
     """Tables 4-5 within sex, age bands and race, with the largest gap per family."""
     tables = group_tables(ctx.manifest, ctx.subgroups)
-    out: list[Record] = []
+    out = TaskResult()
     for b, sp, probabilities in cells(ctx):
         out += subgroup_records(ctx, b, sp, probabilities, tables)
     return out

@@ -18,10 +18,10 @@ import pandas as pd
 
 from clerc.data.manifest import Manifest
 from clerc.evaluate import bootstrap
+from clerc.evaluate.metric_specs import KIND_METRICS
 from clerc.evaluate.registry import Context, TaskDef, task
-from clerc.evaluate.results import Record, undefined
+from clerc.evaluate.results import Record, TaskResult, undefined
 from clerc.evaluate.tasks.common import (
-    KIND_METRICS,
     StudyPredictions,
     base,
     cell_seed,
@@ -45,8 +45,10 @@ def _resolve(defs: tuple[TaskDef, ...], name: str, modality: str) -> TaskDef:
     same = [d for d in defs if d.label == name and d.modality in (modality, None)]
     own = [d for d in same if d.modality == modality] or same
     if len(own) != 1:
-        raise ValueError(f"supervised predictions: task {name!r} on {modality} matches "
-                         f"{len(own)} definitions; use one of {sorted(by_name)}")
+        raise ValueError(
+            f"supervised predictions: task {name!r} on {modality} matches "
+            f"{len(own)} definitions; use one of {sorted(by_name)}"
+        )
     return own[0]
 
 
@@ -60,18 +62,24 @@ def _joined(predictions: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
     s = manifest.samples.astype({"sample_id": str}).set_index("sample_id")
     unknown = sorted(set(p["sample_id"]) - set(s.index))
     if unknown:
-        raise ValueError(f"supervised predictions: {len(unknown)} sample ids not in the "
-                         f"manifest (first {unknown[0]!r})")
+        raise ValueError(
+            f"supervised predictions: {len(unknown)} sample ids not in the "
+            f"manifest (first {unknown[0]!r})"
+        )
     cols = ["patient_id", "study_id", "modality", "acquired_at", "split"]
     return p.join(s[cols], on="sample_id").reset_index(drop=True)
 
 
-def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
-                      context: Context) -> list[Record]:
+def score_predictions(
+    predictions: pd.DataFrame, manifest: Manifest, context: Context
+) -> TaskResult:
     """Supervised records per (task, modality) and CLERC-minus-supervised differences."""
-    ctx = dataclasses.replace(context, manifest=manifest) if manifest is not context.manifest \
+    ctx = (
+        dataclasses.replace(context, manifest=manifest)
+        if manifest is not context.manifest
         else context
-    out: list[Record] = []
+    )
+    out = TaskResult()
     pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]] = []
     for b, d, sp in supervised_cells(predictions, ctx):
         if isinstance(sp, str):
@@ -83,35 +91,47 @@ def score_predictions(predictions: pd.DataFrame, manifest: Manifest,
     return out + _holm(pending)
 
 
-def supervised_cells(predictions: pd.DataFrame, ctx: Context
-                     ) -> list[tuple[dict, TaskDef, StudyPredictions | str]]:
+def supervised_cells(
+    predictions: pd.DataFrame, ctx: Context
+) -> list[tuple[dict, TaskDef, StudyPredictions | str]]:
     """(key fields, definition, study-level predictions or why none) per (task, modality)."""
     joined = _joined(predictions, ctx.manifest)
     out: list[tuple[dict, TaskDef, StudyPredictions | str]] = []
     for (name, modality), group in joined.groupby(["task", "modality"], sort=True):
         d = _resolve(ctx.definitions, str(name), str(modality))
         table = "table4" if d.table4 and d.modality == modality else "table5"
-        b = base(table, d.label, "supervised", modality=str(modality),
-                 label_modality=d.label_modality)
+        b = base(
+            table, d.label, "supervised", modality=str(modality), label_modality=d.label_modality
+        )
         rows = studies(group, str(modality), SPLIT)
         if rows.empty:
             out.append((b, d, f"no {SPLIT} predictions for {name} on {modality}"))
             continue
         y, dropped = study_labels(ctx, rows, d)
-        out.append((b, d, StudyPredictions(study_mean(rows, rows["score"].to_numpy(float), y),
-                                           d.kind,
-                                           gap_note(ctx, d, dropped, rows["study_id"].nunique()))))
+        out.append(
+            (
+                b,
+                d,
+                StudyPredictions(
+                    study_mean(rows, rows["score"].to_numpy(float), y),
+                    d.kind,
+                    gap_note(ctx, d, dropped, rows["study_id"].nunique()),
+                ),
+            )
+        )
     return out
 
 
-def _differences(ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
-                 ) -> list[tuple[dict, str, bootstrap.BootstrapResult | str]]:
+def _differences(
+    ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
+) -> list[tuple[dict, str, bootstrap.BootstrapResult | str]]:
     b = base("table4", d.label, "difference", modality=modality, label_modality=d.label_modality)
     clerc = probe_predictions(ctx, d, modality)
     if isinstance(clerc, str):
         return [(b, m, f"no CLERC linear probe to compare: {clerc}") for m in KIND_METRICS[d.kind]]
-    both = clerc.frame.merge(sup.frame[["study_id", "y_score"]], on="study_id",
-                             suffixes=("_clerc", "_sup"))
+    both = clerc.frame.merge(
+        sup.frame[["study_id", "y_score"]], on="study_id", suffixes=("_clerc", "_sup")
+    )
     out: list[tuple[dict, str, bootstrap.BootstrapResult | str]] = []
     for m in KIND_METRICS[d.kind]:
         if ctx.n_resamples < 1:
@@ -119,9 +139,14 @@ def _differences(ctx: Context, d: TaskDef, modality: str, sup: StudyPredictions
             continue
         try:
             res = bootstrap.paired_bootstrap(
-                m, both["patient_id"].to_numpy(object), both["y_true"].to_numpy(float),
-                both["y_score_clerc"].to_numpy(float), both["y_score_sup"].to_numpy(float),
-                n_resamples=ctx.n_resamples, seed=cell_seed(ctx, b, m))
+                m,
+                both["patient_id"].to_numpy(object),
+                both["y_true"].to_numpy(float),
+                both["y_score_clerc"].to_numpy(float),
+                both["y_score_sup"].to_numpy(float),
+                n_resamples=ctx.n_resamples,
+                seed=cell_seed(ctx, b, m),
+            )
         except ValueError as exc:
             out.append((b, m, f"paired comparison undefined on {len(both)} shared studies: {exc}"))
             continue
@@ -140,11 +165,15 @@ def _holm(pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]]) -> l
     adjusted: dict[int, float] = {}
     family: dict[str, int] = {}
     for fam in dict.fromkeys(_HOLM_FAMILY.get(m, "paper") for _, m, _ in pending):
-        idx = [i for i, (_, m, r) in enumerate(pending)
-               if _HOLM_FAMILY.get(m, "paper") == fam and not isinstance(r, str)]
+        done = [
+            (i, r)
+            for i, (_, m, r) in enumerate(pending)
+            if _HOLM_FAMILY.get(m, "paper") == fam and not isinstance(r, str)
+        ]
+        idx = [i for i, _ in done]
         family[fam] = len(idx)
         if idx:
-            p = bootstrap.adjust([pending[i][2].p_value for i in idx], method="holm")
+            p = bootstrap.adjust([r.p_value for _, r in done], method="holm")
             adjusted.update(zip(idx, (float(v) for v in p), strict=True))
     out: list[Record] = []
     for i, (b, m, r) in enumerate(pending):
@@ -153,15 +182,35 @@ def _holm(pending: list[tuple[dict, str, bootstrap.BootstrapResult | str]]) -> l
             continue
         n_fam = family[_HOLM_FAMILY.get(m, "paper")]
         note = f"paired bootstrap p={r.p_value:.4g}; Holm over {n_fam} comparisons"
-        out.append(Record(**b, metric=m, value=r.value, ci_low=r.ci_low, ci_high=r.ci_high,
-                          n=r.n, n_undefined=r.n_undefined, note=note))
-        out.append(Record(**b, metric=f"{m}_p_holm", value=adjusted[i], ci_low=None,
-                          ci_high=None, n=r.n, n_undefined=r.n_undefined, note=note))
+        out.append(
+            Record(
+                **b,
+                metric=m,
+                value=r.value,
+                ci_low=r.ci_low,
+                ci_high=r.ci_high,
+                n=r.n,
+                n_undefined=r.n_undefined,
+                note=note,
+            )
+        )
+        out.append(
+            Record(
+                **b,
+                metric=f"{m}_p_holm",
+                value=adjusted[i],
+                ci_low=None,
+                ci_high=None,
+                n=r.n,
+                n_undefined=r.n_undefined,
+                note=note,
+            )
+        )
     return out
 
 
 @task("supervised", "table4", "supervised")
-def supervised(ctx: Context) -> list[Record]:
+def supervised(ctx: Context) -> TaskResult:
     """Table 4: supervised baselines' predictions (--supervised) and CLERC minus supervised."""
     if ctx.supervised is None:
         raise ValueError("task 'supervised' needs a predictions table (--supervised PRED.parquet)")

@@ -12,7 +12,7 @@ import numpy as np
 
 from clerc.evaluate import metrics
 from clerc.evaluate.registry import Context, TaskDef, task
-from clerc.evaluate.results import Record
+from clerc.evaluate.results import TaskResult
 from clerc.evaluate.tasks.common import (
     StudyPredictions,
     base,
@@ -39,8 +39,9 @@ def sample_scores(ctx: Context, d: TaskDef, rows: np.ndarray) -> np.ndarray:
 
 def zero_shot_key(d: TaskDef) -> dict:
     """The key fields of the zero-shot cell of ``d``."""
-    return base("table4", d.label, "zero_shot", modality=d.modality or "",
-                label_modality=d.label_modality)
+    return base(
+        "table4", d.label, "zero_shot", modality=d.modality or "", label_modality=d.label_modality
+    )
 
 
 def zero_shot_predictions(ctx: Context, d: TaskDef) -> StudyPredictions | str:
@@ -58,7 +59,7 @@ def zero_shot_predictions(ctx: Context, d: TaskDef) -> StudyPredictions | str:
     return StudyPredictions(frame, d.kind, note)
 
 
-def zero_shot_cell(ctx: Context, d: TaskDef) -> list[Record]:
+def zero_shot_cell(ctx: Context, d: TaskDef) -> TaskResult:
     """The records of one Table 4 zero-shot cell."""
     b = zero_shot_key(d)
     sp = zero_shot_predictions(ctx, d)
@@ -68,9 +69,9 @@ def zero_shot_cell(ctx: Context, d: TaskDef) -> list[Record]:
 
 
 @task("zero_shot", "table4", "zero_shot")
-def zero_shot(ctx: Context) -> list[Record]:
+def zero_shot(ctx: Context) -> TaskResult:
     """Table 4: zero-shot prediction from prompt embeddings (Supplementary Table 1 prompts)."""
-    out: list[Record] = []
+    out = TaskResult()
     for d in ctx.definitions:
         if d.table4 and d.has_zero_shot:
             out += zero_shot_cell(ctx, d)

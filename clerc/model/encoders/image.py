@@ -18,6 +18,9 @@ class ImageEncoder(nn.Module):
     CLIP mean/std per channel. ``H`` and ``W`` must equal ``image_size``.
     """
 
+    scale: Tensor  # buffers: uint8 -> CLIP-normalised float
+    shift: Tensor
+
     def __init__(
         self,
         image_size: int,

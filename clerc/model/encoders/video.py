@@ -46,6 +46,11 @@ def _layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequentia
 class R2Plus1D(nn.Module):
     """R(2+1)D-18 with stage widths ``widths`` and an ``fc`` head of ``out_dim``."""
 
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, widths: tuple[int, ...], out_dim: int) -> None:
         super().__init__()
         self.stem = _stem(widths[0])
@@ -81,6 +86,10 @@ class VideoEncoder(nn.Module):
     Normalisation runs on the model's device: ``x / 255``, repeated to three channels,
     Kinetics mean/std per channel, giving ``(B, 3, T, H, W)``.
     """
+
+    scale: Tensor  # buffers: uint8 -> normalised float
+    shift: Tensor
+    channels_last: bool
 
     def __init__(self, frames: int, size: int, widths: tuple[int, ...], embed_dim: int) -> None:
         super().__init__()
