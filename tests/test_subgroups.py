@@ -76,7 +76,7 @@ def test_subgroup_records_match_a_direct_loop(tmp_path, name: str, probe: bool) 
                                  tables=tables)).all()
         for metric in {r.metric for r in recs if not r.metric.endswith("_gap")}:
             direct = _direct(sp.frame, groups, metric)
-            scored = {}
+            scored, ns = {}, {}
             for g, want in direct.items():
                 rec = by[(f"{family}={g}", metric)]
                 n = sp.frame.loc[groups == g, "patient_id"].nunique()
@@ -89,10 +89,12 @@ def test_subgroup_records_match_a_direct_loop(tmp_path, name: str, probe: bool) 
                     assert rec.value == pytest.approx(want, abs=1e-9)
                     assert rec.ci_low <= rec.ci_high
                     scored[g] = want
+                    ns[g] = n
             gap = by[(family, f"{metric}_gap")]
             if len(scored) >= 2:
                 assert gap.value == pytest.approx(max(scored.values()) - min(scored.values()))
                 assert gap.ci_low is not None
+                assert gap.n == sum(ns.values())  # every scored group, not the extremes
             else:
                 assert gap.value is None
 

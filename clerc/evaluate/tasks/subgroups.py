@@ -9,7 +9,8 @@ every metric of the cell is bootstrapped on the *same* patient resamples
 - each group gets a patient-bootstrap interval (records keyed ``subgroup = "sex=F"``),
 - the largest between-group gap per family (highest minus lowest group value on the full
   test set) gets a paired interval from the same resamples (``subgroup = "sex"``, metric
-  ``<metric>_gap``; the note names the two groups).
+  ``<metric>_gap``; the note names the two groups; ``n`` counts the patients of every
+  scored group of the family).
 
 Groups with fewer than ``min_patients`` patients are recorded as too small (value null).
 Probe predictions are shared with ``linear_probe`` / ``cross_modal`` (``ctx.memo``), so
@@ -202,7 +203,9 @@ def _gaps(
                 continue
             hi = max(idx, key=lambda i: points[i])
             lo = min(idx, key=lambda i: points[i])
-            n = slots[hi][3] + slots[lo][3]
+            # every scored group of the family: which two groups are the extremes can
+            # change with float noise, the population compared cannot
+            n = sum(slots[i][3] for i in idx)
             note = (
                 f"largest {family} gap: {slots[hi][1]} ({points[hi]:.3g}) minus "
                 f"{slots[lo][1]} ({points[lo]:.3g}); paired patient bootstrap"
