@@ -85,3 +85,12 @@ def test_summary_headlines_and_thin_table_warnings():
     doc["records"][0]["n"] = 7
     (w,) = warnings(doc["records"])
     assert w.startswith("Table 3: 1 of 56 cells are scored on fewer than 30 patients")
+
+
+def test_summary_leaves_subgroup_and_label_efficiency_records_out():
+    doc = make_results(0)
+    for r in doc["records"]:
+        r["n"] = MIN_RELIABLE_N + 5
+    extra = [{**r, "subgroup": "sex=F", "n": 3} for r in doc["records"]]
+    extra += [{**r, "train_fraction": 0.01, "value": 0.0} for r in doc["records"]]
+    assert summary({**doc, "records": doc["records"] + extra}) == summary(doc)

@@ -177,9 +177,14 @@ def scored(doc: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def paper_records(records: list[dict]) -> list[dict]:
+    """The records of the paper's tables (not subgroup or label-efficiency ones)."""
+    return [r for r in records if r.get("subgroup") is None and r.get("train_fraction") is None]
+
+
 def summary(doc: dict) -> dict:
-    """The summary block of the overview page."""
-    records = doc["records"]
+    """The summary block of the overview page (the paper's tables only)."""
+    records = paper_records(doc["records"])
     return {
         "scored": scored(doc),
         "headlines": _retrieval(records) + _predictive(records),
