@@ -117,6 +117,13 @@ def _clearly_worse(r: dict) -> bool:
     return r["ci_high"] < 0
 
 
+def _cell(r: dict) -> tuple:
+    """A record's cell: its key without table and metric."""
+    from clerc.evaluate.results import CELL_FIELDS
+
+    return tuple(r.get(f) for f in CELL_FIELDS if f != "table")
+
+
 def warnings(records: list[dict]) -> list[str]:
     """One line per table with cells on fewer than ``MIN_RELIABLE_N`` patients."""
     out = []
@@ -126,35 +133,8 @@ def warnings(records: list[dict]) -> list[str]:
             for r in records
             if r["table"] == table and r["setting"] != "difference" and r["n"] is not None
         ]
-        keys = {
-            tuple(
-                r.get(f)
-                for f in (
-                    "task",
-                    "setting",
-                    "query_modality",
-                    "gallery_modality",
-                    "modality",
-                    "label_modality",
-                )
-            )
-            for r in cells
-        }
-        thin = {
-            tuple(
-                r.get(f)
-                for f in (
-                    "task",
-                    "setting",
-                    "query_modality",
-                    "gallery_modality",
-                    "modality",
-                    "label_modality",
-                )
-            )
-            for r in cells
-            if r["n"] < MIN_RELIABLE_N
-        }
+        keys = {_cell(r) for r in cells}
+        thin = {_cell(r) for r in cells if r["n"] < MIN_RELIABLE_N}
         if thin:
             out.append(
                 f"{table.replace('table', 'Table ')}: {len(thin)} of {len(keys)} cells "
