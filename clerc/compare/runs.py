@@ -9,19 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from clerc.evaluate.results import PAIRING_COLUMNS, PREDICTION_COLUMNS
+from clerc.evaluate.results import CELL_FIELDS, PAIRING_COLUMNS, PREDICTION_COLUMNS
 
 #: Settings that depend on the model (supervised baselines and their differences do not).
 MODEL_SETTINGS: tuple[str, ...] = ("retrieval", "zero_shot", "linear_probe")
-CELL_FIELDS: tuple[str, ...] = (
-    "table",
-    "task",
-    "setting",
-    "query_modality",
-    "gallery_modality",
-    "modality",
-    "label_modality",
-)
 
 
 @dataclass(frozen=True)
