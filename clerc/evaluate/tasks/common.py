@@ -89,16 +89,7 @@ def bootstrap_record(
     except ValueError as exc:
         return undefined(b, name, _first(str(exc), note), n)
     if ctx.n_resamples < 1:
-        return Record(
-            **b,
-            metric=name,
-            value=value,
-            ci_low=None,
-            ci_high=None,
-            n=n,
-            n_undefined=0,
-            note=_join("no interval: bootstrap disabled", note),
-        )
+        return _no_interval(b, name, value, n, 0, _join("no interval: bootstrap disabled", note))
     try:
         res = bootstrap.patient_bootstrap(
             metric,
@@ -109,16 +100,7 @@ def bootstrap_record(
             seed=cell_seed(ctx, b, name),
         )
     except ValueError as exc:
-        return Record(
-            **b,
-            metric=name,
-            value=value,
-            ci_low=None,
-            ci_high=None,
-            n=n,
-            n_undefined=ctx.n_resamples,
-            note=_join(f"no interval: {exc}", note),
-        )
+        return _no_interval(b, name, value, n, ctx.n_resamples, _join(f"no interval: {exc}", note))
     return Record(
         **b,
         metric=name,
@@ -202,6 +184,22 @@ def bootstrap_records(
                     note=note,
                 )
     return [out[name] for name in names]
+
+
+def _no_interval(
+    b: dict[str, Any], name: str, value: float, n: int, n_undefined: int, note: str | None
+) -> Record:
+    """A record with its point value and no interval (the note says why)."""
+    return Record(
+        **b,
+        metric=name,
+        value=value,
+        ci_low=None,
+        ci_high=None,
+        n=n,
+        n_undefined=n_undefined,
+        note=note,
+    )
 
 
 def _point(metric: str, y_true: np.ndarray | None, y_score: np.ndarray) -> float:
