@@ -53,7 +53,7 @@ from clerc.evaluate.metrics import auroc, r2
 from clerc.kinds import get_kind
 from clerc.modalities import get_modality
 from clerc.model.encoders.video import VideoEncoder
-from clerc.train.common import Bar, autocast, build_optimizer, set_lr
+from clerc.train.common import Bar, autocast, build_optimizer, decay_groups, set_lr
 from clerc.train.config import TrainConfig, lr_at
 
 CKPT, LOG = "ckpt.pt", "log.jsonl"
@@ -133,9 +133,7 @@ class Fitter:
         device: torch.device,
     ) -> None:
         self.model, self.cfg, self.stats, self.device = model, cfg, stats, device
-        self.optimizer = build_optimizer(
-            [{"params": list(model.parameters()), "lr_factor": 1.0}], cfg
-        )
+        self.optimizer = build_optimizer(decay_groups(list(model.named_parameters())), cfg)
         pin = device.type == "cuda"
         self.train_batches = EpochBatches(
             len(train),

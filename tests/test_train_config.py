@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from clerc.model.config import ModelConfig
 from clerc.train.config import TrainConfig, load_config, lr_at
@@ -91,20 +92,47 @@ def test_unknown_keys_and_bad_files_are_named(tmp_path: Path) -> None:
         TrainConfig.preset("huge")
 
 
-def test_optimizer_gives_the_logit_scale_its_own_lr_factor() -> None:
-    import torch
-
-    from clerc.train.trainer import make_optimizer, set_lr
-
+def _scale_and_linear() -> torch.nn.Module:
     model = torch.nn.Module()
     model.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
     model.proj = torch.nn.Linear(2, 2)
+    return model
+
+
+def test_optimizer_gives_the_logit_scale_its_own_lr_factor() -> None:
+    from clerc.train.trainer import make_optimizer, set_lr
+
+    model = _scale_and_linear()
     cfg = dataclasses.replace(TrainConfig.tiny(), lr=0.1, logit_scale_lr_factor=0.01)
     opt = make_optimizer(model, cfg)
-    lrs = {len(g["params"]): g["lr"] for g in opt.param_groups}
-    assert lrs == {2: pytest.approx(0.1), 1: pytest.approx(0.001)}
+
+    def lr_of(param: torch.Tensor) -> float:
+        return next(g["lr"] for g in opt.param_groups if any(p is param for p in g["params"]))
+
+    assert lr_of(model.proj.weight) == pytest.approx(0.1)
+    assert lr_of(model.proj.bias) == pytest.approx(0.1)
+    assert lr_of(model.logit_scale) == pytest.approx(0.001)
     set_lr(opt, lr_at(cfg.lr_step, cfg))
-    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.01), pytest.approx(1e-4)]
+    assert lr_of(model.proj.weight) == pytest.approx(0.01)
+    assert lr_of(model.logit_scale) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_weight_decay_spares_biases_norms_and_the_logit_scale(optimizer: str) -> None:
+    """With no gradient, a step is pure decay: the weight matrix shrinks by lr * wd (AdamW)
+    and the bias and logit scale stay where they are."""
+    from clerc.train.trainer import make_optimizer
+
+    model = _scale_and_linear()
+    cfg = dataclasses.replace(TrainConfig.tiny(), optimizer=optimizer, lr=0.1, weight_decay=0.5)
+    opt = make_optimizer(model, cfg)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    assert torch.equal(model.logit_scale.detach(), before["logit_scale"])
+    assert torch.equal(model.proj.bias.detach(), before["proj.bias"])
+    assert torch.allclose(model.proj.weight.detach(), before["proj.weight"] * (1 - 0.1 * 0.5))
 
 
 def test_lr_schedule_at_start_boundary_and_end() -> None:

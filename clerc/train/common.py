@@ -8,6 +8,7 @@ are the parts they share, public and imported at the top of each.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,9 +29,27 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_factor", 1.0)
 
 
+def decay_groups(
+    named: Sequence[tuple[str, torch.nn.Parameter]], lr_factor: float = 1.0
+) -> list[dict[str, Any]]:
+    """Param groups with weight decay only on matrices and kernels.
+
+    Parameters with fewer than 2 dimensions (biases, norm gains, the logit scale) get no
+    decay, as in CLIP training: decay on the log logit scale pulls the temperature up
+    step by step, whatever the loss says. Empty groups are left out."""
+    flat = [p for _, p in named if p.ndim < 2]
+    rest = [p for _, p in named if p.ndim >= 2]
+    groups = [
+        {"params": rest, "lr_factor": lr_factor},
+        {"params": flat, "lr_factor": lr_factor, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's) or AdamW (``momentum`` as beta1) over param groups
-    that carry an ``lr_factor``; the lr is set from ``cfg.lr``."""
+    that carry an ``lr_factor`` (and may set their own ``weight_decay``; the others get
+    ``cfg.weight_decay``); the lr is set from ``cfg.lr``."""
     if cfg.optimizer == "adamw":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from clerc.model.clerc import CLERC
-from clerc.train.common import Bar, autocast, build_optimizer, set_lr
+from clerc.train.common import Bar, autocast, build_optimizer, decay_groups, set_lr
 from clerc.train.config import TrainConfig, lr_at
 from clerc.train.data import Batch
 from clerc.train.state import (
@@ -157,15 +157,11 @@ def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The config's optimiser over the encoders, and over the logit scale at
-    ``logit_scale_lr_factor`` x lr."""
-    scale = [model.logit_scale]
-    rest = [p for n, p in model.named_parameters() if n != "logit_scale"]
+    ``logit_scale_lr_factor`` x lr; no weight decay on biases, norms and the scale."""
+    named = [(n, p) for n, p in model.named_parameters() if n != "logit_scale"]
+    scale = [("logit_scale", model.get_parameter("logit_scale"))]
     return build_optimizer(
-        [
-            {"params": rest, "lr_factor": 1.0},
-            {"params": scale, "lr_factor": cfg.logit_scale_lr_factor},
-        ],
-        cfg,
+        decay_groups(named) + decay_groups(scale, cfg.logit_scale_lr_factor), cfg
     )
 
 
