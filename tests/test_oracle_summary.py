@@ -12,20 +12,28 @@ from tests.fixtures_results import make_results
 
 
 def _brute_ranks(pred: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """Rank of gallery row i for query i: other rows at least as close (ties against)."""
+    """Expected rank of gallery row i for query i: other rows strictly closer, plus half
+    the other rows exactly as close."""
     out = []
     for i, p in enumerate(pred):
         d = ((gallery - p) ** 2).sum(axis=1)
-        out.append(int((d <= d[i]).sum()) - 1)
+        closer = int((d < d[i]).sum())
+        tied = int((d == d[i]).sum()) - 1
+        out.append(closer + tied / 2)
     return np.array(out)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_oracle_ranks_equal_brute_force_euclidean_with_ties_against(seed):
+@pytest.mark.parametrize("chunk", [1024, 7])
+def test_oracle_ranks_equal_brute_force_euclidean_with_ties_halved(seed, chunk):
     rng = np.random.default_rng(seed)
     g = rng.integers(0, 3, size=(40, 3)).astype(float)  # many exact ties
     pred = g + rng.normal(scale=0.5, size=g.shape) * (seed > 0)
-    assert np.array_equal(oracle_ranks(pred, g), _brute_ranks(pred, g))
+    got = oracle_ranks(pred, g, chunk=chunk)
+    assert np.array_equal(got, _brute_ranks(pred, g))
+    if seed == 0:  # a perfect prediction of a gallery full of ties: half of each tie group
+        sizes = np.array([(g == row).all(axis=1).sum() for row in g])
+        assert np.array_equal(got, (sizes - 1) / 2)
 
 
 def test_fit_predictor_recovers_a_linear_map_and_floors_the_spread():
@@ -70,6 +78,31 @@ def test_oracle_task_scores_a_synthetic_cohort_and_skips_a_real_one(tmp_path):
     own = {(r.query_modality, r.gallery_modality): r.value for r in scored}
     # a test and its own report share their variables exactly: the oracle finds the match
     assert own[("ecg_waveform", "ecg_text")] == 0.0
+    _check_grades_follow_the_reports(manifest)
+
+
+def _check_grades_follow_the_reports(manifest) -> None:
+    """The oracle's graded variables are what the reports state: every X-ray report's
+    heart sentence and every echo report's LV-size sentence names the grade the oracle
+    gives its study."""
+    import pandas as pd
+
+    from clerc.evaluate.tasks.oracle import GRADED, VISIBLE
+
+    assert "ctr_grade" in VISIBLE["cxr_text"] and "ctr" not in VISIBLE["cxr_text"]
+    assert "lvedd_grade" in VISIBLE["echo_text"] and "lvedd_cm" not in VISIBLE["echo_text"]
+    truth = pd.read_parquet(manifest.root / "ground_truth.parquet").set_index("study_id")
+    phrases = {
+        ("cxr_text", "ctr_grade"): ("normal in size", "Mild cardiomegaly", "Moderate to severe"),
+        ("echo_text", "lvedd_grade"): ("normal in size", "mildly dilated", "severely dilated"),
+    }
+    for (modality, name), words in phrases.items():
+        latent, edges = GRADED[name]
+        reports = manifest.samples[manifest.samples["modality"] == modality]
+        grades = np.digitize(truth.loc[reports["study_id"], latent].to_numpy(float), edges)
+        assert len(set(grades)) == 3, f"{modality}: the cohort should show every grade"
+        for text, grade in zip(reports["text"], grades, strict=True):
+            assert words[grade] in text, (modality, grade, text)
 
 
 def test_summary_headlines_and_thin_table_warnings():

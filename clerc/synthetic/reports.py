@@ -21,6 +21,11 @@ TERRITORY = {
     "rca": ("inferior", "the inferior wall"),
     "lcx": ("lateral", "the lateral wall"),
 }
+#: Where the reports' grades change: the X-ray's heart size (normal / mild / moderate to
+#: severe cardiomegaly, by cardiothoracic ratio) and the echo's LV size (normal / mildly /
+#: severely dilated, by end-diastolic diameter). A report states the grade, not the value.
+CTR_GRADES = (0.5, 0.56)
+LVEDD_GRADES_CM = (5.6, 6.3)
 BINARY = {
     "echo": ("pacemaker", *(f"{v}_occlusion" for v in VESSELS)),
     "ecg": ("paced", "rbbb", "lbbb", *(f"{v}_occlusion" for v in VESSELS)),
@@ -57,11 +62,9 @@ def findings(s: StudyState, rng: np.random.Generator, error_rate: float) -> tupl
 
 def echo_report(s: StudyState, f: dict, rng: np.random.Generator) -> str:
     out = []
-    size = (
-        "normal in size"
-        if s.lvedd_cm < 5.6
-        else ("mildly dilated" if s.lvedd_cm < 6.3 else "severely dilated")
-    )
+    size = ("normal in size", "mildly dilated", "severely dilated")[
+        int(np.digitize(s.lvedd_cm, LVEDD_GRADES_CM))
+    ]
     out.append(
         _pick(rng, [f"The left ventricle is {size}.", f"Left ventricular cavity size is {size}."])
     )
@@ -223,12 +226,10 @@ def angio_report(s: StudyState, f: dict, rng: np.random.Generator) -> str:
 def cxr_report(s: StudyState, f: dict, rng: np.random.Generator, prev: StudyState | None) -> str:
     out = []
     heart = (
-        "The heart is normal in size."
-        if s.ctr < 0.5
-        else "Mild cardiomegaly."
-        if s.ctr < 0.56
-        else "Moderate to severe cardiomegaly."
-    )
+        "The heart is normal in size.",
+        "Mild cardiomegaly.",
+        "Moderate to severe cardiomegaly.",
+    )[int(np.digitize(s.ctr, CTR_GRADES))]
     out.append(heart)
     if f["edema"]:
         same = prev is not None and prev.edema

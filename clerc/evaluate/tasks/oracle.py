@@ -2,13 +2,15 @@
 
 The synthetic cohort stores the latent state behind every study (``ground_truth.parquet``).
 An *oracle* sees, for each sample, the latent variables its modality actually shows
-(``VISIBLE``: what the renderer or the report writer reads), z-scored over the cohort.
+(``VISIBLE``: what the renderer or the report writer reads), z-scored over the cohort. A
+report that states a grade rather than a value (heart size on the X-ray, LV size on the
+echo) shows the grade (``GRADED``), so ties within a grade count as the model's would.
 For a pair (query, gallery) it predicts the gallery's variables from the query's by ridge
 regression fitted on the training split's pairs (so shared variables are matched exactly
 and merely correlated ones, such as a paced ECG and a pacemaker on the X-ray, count for
 what they are worth), and ranks the gallery by the distance between predicted and actual
-variables, each scaled by its residual spread (ties count against, as in
-:func:`clerc.evaluate.metrics.retrieval_ranks`). The pairs are the retrieval task's
+variables, each scaled by its residual spread (exact ties count half: see
+:func:`oracle_ranks`). The pairs are the retrieval task's
 (closest in time per patient), so the oracle is scored on the same test patients as the
 model. It is what a model that read each modality perfectly could reach; chance is 50. A
 manifest without ground truth (a real cohort) gives no oracle records.
@@ -28,6 +30,7 @@ from clerc.evaluate.results import Record, TaskResult, undefined
 from clerc.evaluate.tasks.common import base, bootstrap_record
 from clerc.evaluate.tasks.retrieval import SPLIT
 from clerc.modalities import MODALITY_NAMES
+from clerc.synthetic.reports import CTR_GRADES, LVEDD_GRADES_CM
 
 GROUND_TRUTH = "ground_truth.parquet"
 _OCCLUSIONS = ("lad_occlusion", "rca_occlusion", "lcx_occlusion")
@@ -35,7 +38,7 @@ _OCCLUSIONS = ("lad_occlusion", "rca_occlusion", "lcx_occlusion")
 #: angio.py, cxr.py draw from these; reports.py states these).
 VISIBLE: dict[str, tuple[str, ...]] = {
     "echo_video": ("lvef", "hr", "lvedd_cm", "pacemaker", "age", "orientation_deg", *_OCCLUSIONS),
-    "echo_text": ("lvef", "lvedd_cm", "pacemaker", *_OCCLUSIONS),
+    "echo_text": ("lvef", "lvedd_grade", "pacemaker", *_OCCLUSIONS),
     "ecg_waveform": (
         "hr",
         "paced",
@@ -62,7 +65,7 @@ VISIBLE: dict[str, tuple[str, ...]] = {
         "qt_ms",
         *_OCCLUSIONS,
     ),
-    "angio_video": ("hr", *_OCCLUSIONS),
+    "angio_video": ("hr", "age", *_OCCLUSIONS),  # age: tortuosity (angio.vessel_tree)
     "angio_text": _OCCLUSIONS,
     "cxr_image": (
         "bmi",
@@ -74,7 +77,12 @@ VISIBLE: dict[str, tuple[str, ...]] = {
         "edema",
         "consolidation",
     ),
-    "cxr_text": ("ctr", "edema", "consolidation", "pacemaker"),
+    "cxr_text": ("ctr_grade", "edema", "consolidation", "pacemaker"),
+}
+#: Variables a report states as a grade, not a value: name -> (latent variable, grade edges).
+GRADED: dict[str, tuple[str, tuple[float, ...]]] = {
+    "ctr_grade": ("ctr", CTR_GRADES),
+    "lvedd_grade": ("lvedd_cm", LVEDD_GRADES_CM),
 }
 METRIC = "median_percentile"
 
@@ -85,9 +93,11 @@ def _features(ctx: Context) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     truth = pd.read_parquet(path).set_index("study_id")
-    cols = sorted({c for v in VISIBLE.values() for c in v})
+    cols = sorted({c for v in VISIBLE.values() for c in v} - set(GRADED))
     table = truth[cols].copy()
     table["sex"] = (truth["sex"] == "F").astype(float)
+    for name, (latent, edges) in GRADED.items():
+        table[name] = np.digitize(truth[latent].to_numpy(float), edges)
     table = table.astype(float)
     table = (table - table.mean()) / table.std(ddof=0).replace(0.0, 1.0)
     s = ctx.embeddings.samples
@@ -122,13 +132,24 @@ def fit_predictor(xq: np.ndarray, yg: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return w, spread
 
 
-def oracle_ranks(pred: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Rank of gallery row i for query row i by the distance between the query's predicted
-    gallery variables ``pred`` and each gallery row (ties count against):
-    ``-|p - g|^2`` ranks as ``2 p.g - |g|^2``, a dot product of augmented vectors."""
+def oracle_ranks(pred: np.ndarray, g: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Expected rank of gallery row i for query row i by the distance between the query's
+    predicted gallery variables ``pred`` and each gallery row: the rows strictly closer,
+    plus half the other rows exactly as close. Reports that state the same grades are
+    exact ties, and a perfect reader with nothing to tell them apart ranks the true one,
+    on average, in the middle of them. ``-|p - g|^2`` ranks as ``2 p.g - |g|^2``, a dot
+    product of augmented float32 vectors, so equal gallery rows score exactly equal."""
     qa = np.hstack([2.0 * pred, -np.ones((len(pred), 1))]).astype(np.float32)
     ga = np.hstack([g, (g * g).sum(axis=1, keepdims=True)]).astype(np.float32)
-    return metrics.retrieval_ranks(qa, ga, np.arange(len(pred)))
+    out = np.empty(len(qa), dtype=np.float64)
+    for start in range(0, len(qa), chunk):
+        rows = np.arange(start, min(start + chunk, len(qa)))
+        scores = qa[rows] @ ga.T
+        own = scores[np.arange(len(rows)), rows][:, None]
+        above = (scores > own).sum(axis=1)
+        tied = (scores == own).sum(axis=1) - 1
+        out[rows] = above + 0.5 * tied
+    return out
 
 
 def _pairs(ctx: Context, feats: pd.DataFrame, query: str, gallery: str, split: str) -> pd.DataFrame:
