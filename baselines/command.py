@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--config",
         default="tiny",
-        metavar="tiny|paper|FILE.toml",
+        metavar="demo|tiny|paper|FILE.toml",
         help="the CLERC train config whose model sizes and optimiser to use",
     )
     t.add_argument(

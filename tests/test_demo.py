@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clerc import cli
-from clerc.demo import add_arguments, stage_commands, stale_cohort
+from clerc.demo import DEFAULT_PATIENTS, add_arguments, stage_commands, stale_cohort
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -22,7 +22,7 @@ def test_demo_defaults_are_the_demo_profile_and_preset(tmp_path):
     args = _args("--data", str(tmp_path / "c"))
     stages = dict(stage_commands(args))
     assert stages["synth"][stages["synth"].index("--profile") + 1] == "demo"
-    assert stages["synth"][stages["synth"].index("--patients") + 1] == "1000"
+    assert stages["synth"][stages["synth"].index("--patients") + 1] == str(DEFAULT_PATIENTS)
     assert stages["train"][stages["train"].index("--config") + 1] == "demo"
     assert "--supervised" in stages["benchmark"]
 
@@ -41,11 +41,13 @@ def _fake_cohort(root: Path, patients: int, seed: int = 0, profile: str = "demo"
 
 
 def test_a_cohort_of_another_size_or_profile_is_stale(tmp_path):
-    _fake_cohort(tmp_path / "same", 1000)
+    _fake_cohort(tmp_path / "same", DEFAULT_PATIENTS)
     assert stale_cohort(_args("--data", str(tmp_path / "same"))) is None
+    _fake_cohort(tmp_path / "older", 1000)  # the previous demo's cohort
+    assert "1000 patients" in stale_cohort(_args("--data", str(tmp_path / "older")))
     _fake_cohort(tmp_path / "small", 300)
     assert "300 patients" in stale_cohort(_args("--data", str(tmp_path / "small")))
-    _fake_cohort(tmp_path / "paper", 1000, profile="paper")
+    _fake_cohort(tmp_path / "paper", DEFAULT_PATIENTS, profile="paper")
     assert "profile" in stale_cohort(_args("--data", str(tmp_path / "paper")))
     assert stale_cohort(_args("--data", str(tmp_path / "none"))) is None
 

@@ -18,13 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("paper", "demo"),
         default="paper",
         help="availability, studies and splits: paper = Table 1's mix of tests (default); "
-        "demo = every test common, one file per study, a 20%% test split",
+        "demo = every test common, one file per study (two per angiography study), "
+        "a 20%% test split",
     )
     parser.add_argument(
         "--angio-fraction",
         type=float,
         default=None,
-        help="fraction of patients with angiography (default: Table 1, 4.5%%)",
+        help="fraction of patients with angiography (default: the profile's; "
+        "4.5%% in paper, as Table 1; 60%% in demo)",
     )
     parser.add_argument(
         "--workers", type=at_least(1), default=None, help="processes (default: CPU count)"

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         default="tiny",
-        metavar="tiny|paper|FILE.toml",
+        metavar="demo|tiny|paper|FILE.toml",
         help="a preset or a TOML file (see configs/); default: tiny",
     )
     parser.add_argument(
