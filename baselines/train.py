@@ -133,7 +133,7 @@ class Fitter:
         device: torch.device,
     ) -> None:
         self.model, self.cfg, self.stats, self.device = model, cfg, stats, device
-        self.optimizer = build_optimizer(decay_groups(list(model.named_parameters())), cfg)
+        self.optimizer = build_optimizer(decay_groups(model.parameters()), cfg)
         pin = device.type == "cuda"
         self.train_batches = EpochBatches(
             len(train),

@@ -8,7 +8,7 @@ are the parts they share, public and imported at the top of each.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -30,15 +30,16 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def decay_groups(
-    named: Sequence[tuple[str, torch.nn.Parameter]], lr_factor: float = 1.0
+    params: Iterable[torch.nn.Parameter], lr_factor: float = 1.0
 ) -> list[dict[str, Any]]:
     """Param groups with weight decay only on matrices and kernels.
 
     Parameters with fewer than 2 dimensions (biases, norm gains, the logit scale) get no
     decay, as in CLIP training: decay on the log logit scale pulls the temperature up
     step by step, whatever the loss says. Empty groups are left out."""
-    flat = [p for _, p in named if p.ndim < 2]
-    rest = [p for _, p in named if p.ndim >= 2]
+    params = list(params)
+    flat = [p for p in params if p.ndim < 2]
+    rest = [p for p in params if p.ndim >= 2]
     groups = [
         {"params": rest, "lr_factor": lr_factor},
         {"params": flat, "lr_factor": lr_factor, "weight_decay": 0.0},

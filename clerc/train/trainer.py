@@ -158,11 +158,9 @@ def timed(loader: Any) -> Iterator[tuple[Batch, float]]:
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The config's optimiser over the encoders, and over the logit scale at
     ``logit_scale_lr_factor`` x lr; no weight decay on biases, norms and the scale."""
-    named = [(n, p) for n, p in model.named_parameters() if n != "logit_scale"]
-    scale = [("logit_scale", model.get_parameter("logit_scale"))]
-    return build_optimizer(
-        decay_groups(named) + decay_groups(scale, cfg.logit_scale_lr_factor), cfg
-    )
+    rest = [p for n, p in model.named_parameters() if n != "logit_scale"]
+    scale = [model.get_parameter("logit_scale")]
+    return build_optimizer(decay_groups(rest) + decay_groups(scale, cfg.logit_scale_lr_factor), cfg)
 
 
 def epoch_record(
