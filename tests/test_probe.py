@@ -156,3 +156,25 @@ def test_regression_probe_never_copies_float32_features_to_float64(monkeypatch) 
     assert probe.val_score > 0.4
     one_copy = n * d * 8  # 102 MB: what one float64 copy of X would take
     assert peak < 0.25 * one_copy, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_logistic_path_runs_blas_single_threaded(monkeypatch) -> None:
+    """lbfgs's small products run on one BLAS thread even where the process allows more
+    (with torch's OpenMP pool, 2 BLAS threads made the demo's probes 13x slower)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[int] = []
+    fit = LogisticRegression.fit
+
+    def spy(self, *args, **kwargs):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 6)), (rng.random(80) > 0.5).astype(float)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+        fit_probe("binary", x[:60], y[:60], x[60:], y[60:])
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+    assert seen and set(seen) == {1}

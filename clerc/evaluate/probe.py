@@ -178,15 +178,22 @@ def _products(x: np.ndarray, coefs: np.ndarray, mean: np.ndarray, scale: np.ndar
 def _fit_binary(
     xs: np.ndarray, y: np.ndarray, alphas: np.ndarray, class_weight: str | None, max_iter: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Logistic coefficients, intercepts and convergence flags along the C path."""
+    """Logistic coefficients, intercepts and convergence flags along the C path.
+
+    lbfgs makes thousands of small (n x D) products; BLAS threads only add overhead to
+    those, and with torch's OpenMP pool in the same process they fight over the cores:
+    on 2 cores the demo's probes (`clerc benchmark --tasks linear_probe cross_modal`)
+    took 179 s with 2 BLAS threads against 16 s with one. So BLAS runs single-threaded
+    here."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     model = LogisticRegression(warm_start=True, max_iter=max_iter, class_weight=class_weight)
     coefs, intercepts, converged = [], [], []
     for alpha in alphas:
         model.set_params(C=1.0 / alpha)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(xs, y)
         coefs.append(model.coef_[0].copy())
