@@ -281,8 +281,11 @@ def _text_native(modality: str, x: str) -> str:
 def _text_view(
     x: str, spec: SampleSpec, train: bool, rng: np.random.Generator | None
 ) -> np.ndarray:
+    from clerc.data.transforms import keep_sentences
     from clerc.model.encoders.text import tokenize
 
+    if train and rng is not None and spec.text_keep < 1.0:
+        x = keep_sentences(x, spec.text_keep, rng)
     return tokenize([x], context_length=spec.context_length)[0].numpy()
 
 

@@ -2,7 +2,8 @@
 any float order, and planted scoring regressions fail the gate.
 
 The fixture (``tests/data/scoring/``, see ``tests/scoring_fixture.py``) holds embeddings
-on a 2**-12 grid, so cosines are exact in float32 whatever the BLAS or thread count; the
+on a 2**-11 grid (means of two-sample studies on 2**-12), so cosines are exact in float32
+whatever the BLAS or thread count; the
 gate then uses ``SCORING_TOLERANCE`` for every record. Each planted regression is a small
 code change of the kind a refactor could make; the test names the records that caught it.
 """
@@ -54,6 +55,18 @@ def test_committed_embeddings_reproduce_committed_results_on_other_thread_counts
                                        threads=threads).read_text())
         assert len(results["records"]) == len(_committed()["records"])
         assert _failures(results) == [], f"{threads} threads"
+
+
+def test_fixture_vectors_and_study_means_keep_float32_products_exact():
+    """The premise of the tight gate: coordinates on the 2**-11 grid and studies of at most
+    two samples, so every study mean lies on the 2**-12 grid."""
+    from clerc.evaluate.embeddings import Embeddings
+
+    emb = Embeddings.load(FIXTURE / "embeddings.npz")
+    for x in (emb.vectors, emb.prompt_vectors):
+        assert np.array_equal(np.round(x.astype(np.float64) * 2**11), x * 2**11)
+    sizes = emb.samples.groupby(["modality", "study_id"]).size()
+    assert sizes.max() <= 2 and (sizes == 2).any()
 
 
 def _score(tmp_path: Path, tasks: list[str]) -> dict:

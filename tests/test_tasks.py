@@ -66,6 +66,72 @@ def test_retrieval_with_too_few_patients_is_undefined(tmp_path):
     assert all(r.value is None and "need 2" in r.note and r.n == 1 for r in recs)
 
 
+def _reference_study_percentiles(samples: pd.DataFrame, vectors: np.ndarray, q: str,
+                                 g: str) -> dict[str, float]:
+    """Table 3 by plain loops: per patient the studies closest in time (ties to the earlier
+    query, then gallery time); a study pair scores the mean cosine over its samples' pairs;
+    ties count against; percentile = 100 rank / (n - 1)."""
+    test = samples[samples["split"] == "test"]
+
+    def by_patient(m: str) -> dict[str, list[tuple[pd.Timestamp, list[int]]]]:
+        out: dict[str, list[tuple[pd.Timestamp, list[int]]]] = {}
+        for _, grp in test[test["modality"] == m].groupby("study_id"):
+            out.setdefault(grp["patient_id"].iloc[0], []).append(
+                (grp["acquired_at"].min(), list(grp.index)))
+        return out
+
+    qs, gs = by_patient(q), by_patient(g)
+    chosen = []
+    for p in sorted(set(qs) & set(gs)):
+        best = min(((abs(tq - tg), tq, tg, a, b) for tq, a in qs[p] for tg, b in gs[p]),
+                   key=lambda c: c[:3])
+        chosen.append((best[3], best[4]))
+
+    def score(a: list[int], b: list[int]) -> float:
+        return float(np.mean([float(vectors[i] @ vectors[j]) for i in a for j in b]))
+
+    n = len(chosen)
+    pct = []
+    for i, (a, _) in enumerate(chosen):
+        s = [score(a, b) for _, b in chosen]
+        rank = sum(s[j] >= s[i] for j in range(n) if j != i)
+        pct.append(100.0 * rank / (n - 1))
+    return {"median_percentile": float(np.median(pct)), "mean_percentile": float(np.mean(pct)),
+            "n": n}
+
+
+def test_retrieval_scores_studies_against_a_plain_loop(tmp_path):
+    """Multi-film studies score as one unit (the mean of their films), and a patient's
+    second, closer study is the one paired."""
+    ctx = _ctx(tmp_path, n=60, noise=0.5)
+    s, v = ctx.embeddings.samples, ctx.embeddings.vectors
+    rng = np.random.default_rng(3)
+    extra, vecs = [], []
+    for pid in s.loc[s["split"].eq("test"), "patient_id"].unique()[::2]:
+        angio = s[(s["patient_id"] == pid) & (s["modality"] == "angio_video")]
+        t = angio["acquired_at"].min() + pd.Timedelta(hours=1)
+        for k in range(3):  # a second ECG study, three recordings, an hour after the films
+            extra.append({**angio.iloc[0].to_dict(), "study_id": f"{pid}-ecg2",
+                          "sample_id": f"{pid}-ecg2-{k}", "modality": "ecg_waveform",
+                          "acquired_at": t + pd.Timedelta(minutes=k)})
+            vecs.append(rng.normal(size=DIM))
+    s2 = pd.concat([s, pd.DataFrame(extra)], ignore_index=True)
+    v2 = np.vstack([v, normalize_rows(np.array(vecs))])
+    emb = dataclasses.replace(ctx.embeddings, samples=s2, vectors=v2)
+    ctx2 = dataclasses.replace(ctx, embeddings=emb)
+    for q, g in (("ecg_waveform", "angio_video"), ("angio_video", "ecg_waveform"),
+                 ("angio_video", "angio_text"), ("echo_text", "cxr_image")):
+        want = _reference_study_percentiles(emb.samples, emb.vectors, q, g)
+        got = _by_metric(pair_records(ctx2, q, g))
+        assert got["median_percentile"].n == want["n"] == 18
+        for m in ("median_percentile", "mean_percentile"):
+            assert got[m].value == pytest.approx(want[m], abs=1e-9), (q, g, m)
+    # the extra studies are random, so pairing them (not the first ECG study) must show
+    first_only = _by_metric(pair_records(ctx, "ecg_waveform", "angio_video"))
+    got = _by_metric(pair_records(ctx2, "ecg_waveform", "angio_video"))
+    assert got["mean_percentile"].value > first_only["mean_percentile"].value + 5
+
+
 def test_zero_shot_binary_on_planted_prompts(tmp_path):
     ctx = _ctx(tmp_path, noise=0.0)
     rec = zero_shot_cell(ctx, DEFS["rbbb"])

@@ -73,6 +73,8 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("modalities", ("echo_video",), "modalities: expected at least two distinct"),
     ("seed", -1, "seed: expected an integer >= 0, got -1"),
     ("logit_scale_lr_factor", -0.5, "logit_scale_lr_factor: expected a number >= 0, got -0.5"),
+    ("text_keep", 0.0, "text_keep: expected a number in (0, 1], got 0.0"),
+    ("text_keep", 1.5, "text_keep: expected a number in (0, 1], got 1.5"),
 ])
 def test_validation_names_field_value_and_expectation(field: str, value: object,
                                                       expected: str) -> None:

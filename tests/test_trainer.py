@@ -277,3 +277,29 @@ def test_persistent_loader_workers_yield_the_same_epochs_as_the_main_process(
     assert not all(torch.equal(a, b) for a, b in zip(*main_process, strict=True))  # epochs differ
     for want, got in zip(main_process, workers, strict=True):
         assert all(torch.equal(a, b) for a, b in zip(want, got, strict=True))
+
+
+def test_text_keep_shortens_training_reports_and_leaves_validation_whole(
+        cohort: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from clerc.train.data import make_loaders
+
+    data = tmp_path / "cohort"
+    shutil.copytree(cohort, data)
+    samples = pd.read_parquet(data / "samples.parquet")
+    texts = samples["text"].notna()
+    samples.loc[texts, "text"] = samples.loc[texts, "text"] + ". Second sentence. Third one."
+    samples.to_parquet(data / "samples.parquet")
+
+    def tokens(cfg: TrainConfig) -> tuple[int, int]:
+        train, val = make_loaders(data, cfg)
+        train.batch_sampler.set_epoch(0)
+        count = lambda loader: sum(int((b.inputs["ecg_text"] != 0).sum())  # noqa: E731
+                                   for b in loader if "ecg_text" in b.inputs)
+        return count(train), count(val)
+
+    whole_train, whole_val = tokens(small_config(max_steps_per_epoch=None))
+    cut_train, cut_val = tokens(small_config(max_steps_per_epoch=None, text_keep=0.3))
+    assert cut_val == whole_val
+    assert cut_train < 0.8 * whole_train

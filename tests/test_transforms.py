@@ -15,7 +15,9 @@ from clerc.data.transforms import (
     ecg_crop,
     image_crop,
     image_to_base,
+    keep_sentences,
     sector_box,
+    split_sentences,
     to_native,
     video_clip,
     video_clips_covering,
@@ -205,3 +207,47 @@ def test_the_synthetic_30_fps_echo_gives_the_same_clips_as_every_other_frame(tmp
         old = resize_frames(frames[(start + 2 * np.arange(f)) % n], spec.video_size,
                             spec.video_size)
         np.testing.assert_array_equal(got, _pad_random_crop(old, pad, spec.video_size, rng))
+
+
+REPORT = ("Pacemaker.\nAbnormal ECG.\nVent. rate 60 BPM. PR interval 159 ms. "
+          "Conclusion: 1. LAD had an occlusion. QRS axis -78.")
+
+
+def test_split_sentences_keeps_abbreviations_and_line_breaks():
+    assert split_sentences(REPORT) == [
+        "Pacemaker.", "Abnormal ECG.", "Vent. rate 60 BPM.", "PR interval 159 ms.",
+        "Conclusion: 1.", "LAD had an occlusion.", "QRS axis -78."]
+    assert split_sentences("  One sentence only  ") == ["One sentence only"]
+    assert split_sentences("") == []
+
+
+def test_keep_sentences_keeps_order_about_keep_of_them_and_never_none():
+    rng = np.random.default_rng(0)
+    whole = split_sentences(REPORT)
+    kept = []
+    for _ in range(2000):
+        out = split_sentences(keep_sentences(REPORT, 0.3, rng))
+        assert out and all(s in whole for s in out)
+        assert [whole.index(s) for s in out] == sorted(whole.index(s) for s in out)
+        kept.append(len(out))
+    # each of 7 sentences kept with p 0.3; an empty draw keeps one (p 0.7**7 = 0.082)
+    assert np.mean(kept) == pytest.approx(7 * 0.3 + 0.7**7, abs=0.1)
+    assert keep_sentences(REPORT, 1.0, rng) == REPORT
+    assert keep_sentences("Pacemaker.", 0.01, rng) == "Pacemaker."
+    with pytest.raises(ValueError, match="keep must be in"):
+        keep_sentences(REPORT, 0.0, rng)
+
+
+def test_text_keep_reaches_training_views_only():
+    from clerc.data.inputs import make_view, sample_spec
+    from clerc.model.config import ModelConfig
+
+    spec = sample_spec(ModelConfig.tiny())._replace(text_keep=0.3)
+    rng = np.random.default_rng(1)
+    full = make_view("ecg_text", REPORT, spec, train=False, rng=rng)
+    trained = [make_view("ecg_text", REPORT, spec, train=True, rng=rng) for _ in range(5)]
+    assert any(not np.array_equal(v, full) for v in trained)
+    assert all((v != 0).sum() < (full != 0).sum() for v in trained
+               if not np.array_equal(v, full))
+    plain = sample_spec(ModelConfig.tiny())
+    assert np.array_equal(make_view("ecg_text", REPORT, plain, train=True, rng=rng), full)

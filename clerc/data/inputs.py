@@ -29,7 +29,8 @@ __all__ = ["SampleSpec", "Video", "eval_views", "load_input", "make_view", "samp
 class SampleSpec(NamedTuple):
     """Input sizes, from the model config; clips are sampled at ``clip_fps`` frames per
     second (``ModelConfig.video_fps``; the paper's 15: every other frame of a 30 fps echo)
-    whatever the native rate."""
+    whatever the native rate. ``text_keep`` is the training-time probability of keeping
+    each report sentence (``TrainConfig.text_keep``; 1 = the paper's no text augmentation)."""
 
     video_frames: int
     video_size: int
@@ -37,6 +38,7 @@ class SampleSpec(NamedTuple):
     image_size: int
     context_length: int
     clip_fps: float = 15.0
+    text_keep: float = 1.0
 
 
 def sample_spec(model_cfg: ModelConfig) -> SampleSpec:

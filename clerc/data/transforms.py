@@ -16,6 +16,7 @@ prepare`` stores that, and loaders without a packed store apply it after the rea
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -279,3 +280,27 @@ def to_native(
         f"to_native: {modality!r} is not a diagnostic modality; expected "
         "echo_video, ecg_waveform, angio_video or cxr_image"
     )
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a report: split where ``.``, ``!`` or ``?`` and white space (line
+    breaks included) come before a capital or a digit, so "Vent. rate" stays whole."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+def keep_sentences(text: str, keep: float, rng: np.random.Generator) -> str:
+    """A training view of a report: each sentence kept with probability ``keep``, in
+    order, at least one (ConVIRT-style text augmentation, so a short prompt lands near the
+    reports that state it). ``keep = 1`` returns the text unchanged."""
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep!r}")
+    sentences = split_sentences(text)
+    if keep == 1.0 or len(sentences) < 2:
+        return text
+    mask = rng.random(len(sentences)) < keep
+    if not mask.any():
+        mask[rng.integers(len(sentences))] = True
+    return " ".join(s for s, m in zip(sentences, mask, strict=True) if m)

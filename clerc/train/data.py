@@ -323,7 +323,7 @@ def make_loaders(
     except FileNotFoundError as exc:
         raise ValueError(f"--data {data_dir}: not a manifest directory ({exc})") from exc
     require_disjoint_splits(manifest)
-    spec = sample_spec(cfg.model)
+    spec = sample_spec(cfg.model)._replace(text_keep=cfg.text_keep)
     common = {"spec": spec, "seed": cfg.seed, "store": store}
     train = PatientDataset(manifest, "train", cfg.modalities, train=True, **common)
     val = PatientDataset(manifest, "val", cfg.modalities, train=False, **common)

@@ -11,9 +11,11 @@ and merely correlated ones, such as a paced ECG and a pacemaker on the X-ray, co
 what they are worth), and ranks the gallery by the distance between predicted and actual
 variables, each scaled by its residual spread (exact ties count half: see
 :func:`oracle_ranks`). The pairs are the retrieval task's
-(closest in time per patient), so the oracle is scored on the same test patients as the
-model. It is what a model that read each modality perfectly could reach; chance is 50. A
-manifest without ground truth (a real cohort) gives no oracle records.
+(per patient the studies closest in time; the latent state is a study's, so the oracle
+reads all the study shows, as the retrieval task's study vector does), so the oracle is
+scored on the same test patients as the model. It is what a model that read each
+modality perfectly could reach; chance is 50. A manifest without ground truth (a real
+cohort) gives no oracle records.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from clerc.evaluate.matching import closest_pairs
 from clerc.evaluate.registry import Context, task
 from clerc.evaluate.results import Record, TaskResult, undefined
 from clerc.evaluate.tasks.common import base, bootstrap_record
-from clerc.evaluate.tasks.retrieval import SPLIT
+from clerc.evaluate.tasks.retrieval import SPLIT, study_units, unit_side
 from clerc.modalities import MODALITY_NAMES
 from clerc.synthetic.reports import CTR_GRADES, LVEDD_GRADES_CM
 
@@ -110,15 +112,9 @@ def _features(ctx: Context) -> pd.DataFrame | None:
 
 
 def _side(samples: pd.DataFrame, modality: str, have: pd.Index, split: str) -> pd.DataFrame:
-    s = samples[(samples["modality"] == modality) & (samples["split"] == split)]
-    s = s[s.index.isin(have) & s["acquired_at"].notna()]
-    return pd.DataFrame(
-        {
-            "patient_id": s["patient_id"].astype(str).to_numpy(),
-            "time": s["acquired_at"].to_numpy(),
-            "idx": s.index.to_numpy(dtype=np.int64),
-        }
-    )
+    """The retrieval task's units (studies), each named by its first sample's row."""
+    units = study_units(samples, modality, split)
+    return unit_side(units[units["row"].isin(have)], idx="row")
 
 
 RIDGE = 1e-2
