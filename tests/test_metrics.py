@@ -8,6 +8,7 @@ from clerc.evaluate.metrics import (
     auroc,
     l2_normalise,
     mae,
+    mid_ranks,
     percentile_from_ranks,
     percentile_ranks,
     r2,
@@ -63,6 +64,24 @@ def test_retrieval_ranks_match_loop_on_random_embeddings(chunk: int) -> None:
     np.testing.assert_array_equal(retrieval_ranks(q, g, target, chunk=chunk),
                                   _loop_ranks(q.astype(np.float64), g.astype(np.float64),
                                               target))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 2048])
+def test_mid_ranks_count_ties_half_against_a_loop(chunk: int) -> None:
+    rng = np.random.default_rng(3)
+    q, g = _lattice(rng, 23), _lattice(rng, 31)
+    g[5] = g[3]
+    target = rng.integers(0, 31, size=23)
+    target[:3] = [3, 5, 3]
+    want = []
+    for i, t in enumerate(target):
+        s = g.astype(np.float64) @ q[i].astype(np.float64)
+        others = np.delete(s, t)
+        want.append((others > s[t]).sum() + 0.5 * (others == s[t]).sum())
+    got = mid_ranks(q, g, target, chunk=chunk)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    assert (got <= retrieval_ranks(q, g, target, chunk=chunk)).all()
 
 
 def test_retrieval_ranks_ties_count_against_the_model() -> None:

@@ -3,10 +3,13 @@ regression.
 
 Retrieval ranks are computed by a chunked float32 matmul: peak memory is O(chunk x G),
 never a Q x G score matrix, never an argsort. Ties are counted against the model
-(pessimistic): a gallery item scoring exactly as high as the target ranks before it.
+(pessimistic): a gallery item scoring exactly as high as the target ranks before it;
+`mid_ranks` counts them half instead (the oracle's ties, where equal reports are equal).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from scipy.stats import rankdata
@@ -20,6 +23,7 @@ __all__ = [
     "l2_normalise",
     "mae",
     "mean_reciprocal_rank",
+    "mid_ranks",
     "percentile_from_ranks",
     "percentile_ranks",
     "r2",
@@ -63,19 +67,12 @@ def _check_embeddings(name: str, x: np.ndarray) -> np.ndarray:
     return arr
 
 
-def retrieval_ranks(
-    queries: np.ndarray, gallery: np.ndarray, target: np.ndarray, chunk: int | None = None
-) -> np.ndarray:
-    """Rank of each query's target in the gallery by cosine score (0 = retrieved first).
-
-    `queries` (Q, D) and `gallery` (G, D) must already be L2-normalised (see
-    `l2_normalise`); scores are their float32 dot products. The rank is the number of
-    OTHER gallery items whose score is >= the target's score, so ties count against the
-    model. Work is done `chunk` queries at a time: peak extra memory is chunk x G float32
-    (plus a bool mask). The default sizes the chunk from the gallery (~32 MiB of scores,
-    64..2048 rows), which costs no time against the bare matmul (benchmarks/RESULTS.md).
-    Returns int64 (Q,).
-    """
+def _score_blocks(
+    queries: np.ndarray, gallery: np.ndarray, target: np.ndarray, chunk: int | None
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Checked inputs scored ``chunk`` queries at a time: (start, stop, scores, own) with
+    ``scores`` the (rows, G) float32 dot products (a reused buffer) and ``own`` each row's
+    score of its target."""
     q = _check_embeddings("queries", queries)
     g = _check_embeddings("gallery", gallery)
     if q.shape[1] != g.shape[1]:
@@ -92,20 +89,51 @@ def retrieval_ranks(
     if int(chunk) < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk}")
     chunk = int(chunk)
-    ranks = np.empty(q.shape[0], dtype=np.int64)
     width = min(chunk, max(q.shape[0], 1))
     scores_buf = np.empty((width, g.shape[0]), dtype=np.float32)
-    mask_buf = np.empty((width, g.shape[0]), dtype=bool)
     gt = g.T
     for start in range(0, q.shape[0], chunk):
         stop = min(start + chunk, q.shape[0])
-        rows = stop - start
-        scores = scores_buf[:rows]
+        scores = scores_buf[: stop - start]
         np.matmul(q[start:stop], gt, out=scores)
-        own = scores[np.arange(rows), tgt[start:stop]]
-        mask = mask_buf[:rows]
+        yield start, stop, scores, scores[np.arange(stop - start), tgt[start:stop]]
+
+
+def retrieval_ranks(
+    queries: np.ndarray, gallery: np.ndarray, target: np.ndarray, chunk: int | None = None
+) -> np.ndarray:
+    """Rank of each query's target in the gallery by cosine score (0 = retrieved first).
+
+    `queries` (Q, D) and `gallery` (G, D) must already be L2-normalised (see
+    `l2_normalise`); scores are their float32 dot products. The rank is the number of
+    OTHER gallery items whose score is >= the target's score, so ties count against the
+    model. Work is done `chunk` queries at a time: peak extra memory is chunk x G float32
+    (plus a bool mask). The default sizes the chunk from the gallery (~32 MiB of scores,
+    64..2048 rows), which costs no time against the bare matmul (benchmarks/RESULTS.md).
+    Returns int64 (Q,).
+    """
+    ranks = np.empty(len(queries), dtype=np.int64)
+    mask_buf: np.ndarray | None = None
+    for start, stop, scores, own in _score_blocks(queries, gallery, target, chunk):
+        if mask_buf is None:
+            mask_buf = np.empty(scores.shape, dtype=bool)
+        mask = mask_buf[: stop - start]
         np.greater_equal(scores, own[:, None], out=mask)
         ranks[start:stop] = np.count_nonzero(mask, axis=1) - 1
+    return ranks
+
+
+def mid_ranks(
+    queries: np.ndarray, gallery: np.ndarray, target: np.ndarray, chunk: int | None = None
+) -> np.ndarray:
+    """`retrieval_ranks` with ties counted half: the other items scoring strictly higher
+    plus half of those scoring exactly the same (the expected rank under random
+    tie-breaking). Same inputs and memory; returns float64 (Q,)."""
+    ranks = np.empty(len(queries), dtype=np.float64)
+    for start, stop, scores, own in _score_blocks(queries, gallery, target, chunk):
+        above = np.count_nonzero(scores > own[:, None], axis=1)
+        tied = np.count_nonzero(scores == own[:, None], axis=1) - 1
+        ranks[start:stop] = above + 0.5 * tied
     return ranks
 
 

@@ -191,14 +191,14 @@ def _fit_binary(
 
     model = LogisticRegression(warm_start=True, max_iter=max_iter, class_weight=class_weight)
     coefs, intercepts, converged = [], [], []
-    for alpha in alphas:
-        model.set_params(C=1.0 / alpha)
-        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-            warnings.simplefilter("ignore", ConvergenceWarning)
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for alpha in alphas:
+            model.set_params(C=1.0 / alpha)
             model.fit(xs, y)
-        coefs.append(model.coef_[0].copy())
-        intercepts.append(float(model.intercept_[0]))
-        converged.append(bool(model.n_iter_.max() < max_iter))
+            coefs.append(model.coef_[0].copy())
+            intercepts.append(float(model.intercept_[0]))
+            converged.append(bool(model.n_iter_.max() < max_iter))
     return np.array(coefs), np.array(intercepts), np.array(converged)
 
 

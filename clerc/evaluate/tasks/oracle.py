@@ -130,24 +130,16 @@ def fit_predictor(xq: np.ndarray, yg: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return w, spread
 
 
-def oracle_ranks(pred: np.ndarray, g: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def oracle_ranks(pred: np.ndarray, g: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """Expected rank of gallery row i for query row i by the distance between the query's
-    predicted gallery variables ``pred`` and each gallery row: the rows strictly closer,
-    plus half the other rows exactly as close. Reports that state the same grades are
-    exact ties, and a perfect reader with nothing to tell them apart ranks the true one,
-    on average, in the middle of them. ``-|p - g|^2`` ranks as ``2 p.g - |g|^2``, a dot
-    product of augmented float32 vectors, so equal gallery rows score exactly equal."""
+    predicted gallery variables ``pred`` and each gallery row, ties counted half
+    (`metrics.mid_ranks`). Reports that state the same grades are exact ties, and a
+    perfect reader with nothing to tell them apart ranks the true one, on average, in the
+    middle of them. ``-|p - g|^2`` ranks as ``2 p.g - |g|^2``, a dot product of augmented
+    float32 vectors, so equal gallery rows score exactly equal."""
     qa = np.hstack([2.0 * pred, -np.ones((len(pred), 1))]).astype(np.float32)
     ga = np.hstack([g, (g * g).sum(axis=1, keepdims=True)]).astype(np.float32)
-    out = np.empty(len(qa), dtype=np.float64)
-    for start in range(0, len(qa), chunk):
-        rows = np.arange(start, min(start + chunk, len(qa)))
-        scores = qa[rows] @ ga.T
-        own = scores[np.arange(len(rows)), rows][:, None]
-        above = (scores > own).sum(axis=1)
-        tied = (scores == own).sum(axis=1) - 1
-        out[rows] = above + 0.5 * tied
-    return out
+    return metrics.mid_ranks(qa, ga, np.arange(len(qa)), chunk)
 
 
 def _pairs(ctx: Context, feats: pd.DataFrame, query: str, gallery: str, split: str) -> pd.DataFrame:
